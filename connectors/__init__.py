@@ -1,0 +1,1 @@
+"""Async connectors that query the hub's sources at request time."""

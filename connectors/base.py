@@ -1,0 +1,178 @@
+"""The contract every connector implements: typed, async, and unaware of pygeoapi.
+
+A connector answers feature queries against one registered source at request time. The hub
+decides what to push down (``Capabilities``) and does the rest itself: projection of
+``properties``, ``skipGeometry``, CRS transformation of the output, and any filter or sort the
+source cannot do. A connector therefore only has to be *right* about what it claims to do.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+from pygeofilter import ast
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CRS84H = "http://www.opengis.net/def/crs/OGC/0/CRS84h"
+RD_NEW = "http://www.opengis.net/def/crs/EPSG/0/28992"
+ETRS89 = "http://www.opengis.net/def/crs/EPSG/0/4258"
+RD_NAP = "http://www.opengis.net/def/crs/EPSG/0/7415"
+
+Feature = dict[str, Any]
+"""A GeoJSON Feature as a plain dict: ``{"type", "id", "geometry", "properties"}``."""
+
+
+class ConnectorSettings(BaseModel):
+    """Connection settings shared by every connector kind; each kind extends this model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: float = Field(10.0, gt=0, le=300, description="Seconds before an upstream call fails")
+
+
+@dataclass(frozen=True, slots=True)
+class BBox:
+    """A bounding box and the CRS (URI) its numbers are in, axis order x/y (lon/lat)."""
+
+    minx: float
+    miny: float
+    maxx: float
+    maxy: float
+    crs: str = CRS84
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        """The four numbers as ``(minx, miny, maxx, maxy)``."""
+        return (self.minx, self.miny, self.maxx, self.maxy)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A closed time interval; ``None`` on either side means open-ended."""
+
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """One ``sortby`` term."""
+
+    property: str
+    ascending: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureQuery:
+    """What the hub asks a connector for. Only parameters the connector claimed are set.
+
+    ``bbox`` must be applied exactly (features whose geometry intersects it), in whichever CRS
+    the connector prefers; ``filter`` is a pygeofilter AST whose spatial literals are already in
+    ``filter_crs``; ``crs`` is the CRS the caller wants, which the connector may honour or not:
+    it says in ``FeaturePage.crs`` what it returned.
+    """
+
+    limit: int
+    offset: int = 0
+    bbox: BBox | None = None
+    datetime: Interval | None = None
+    property_equals: dict[str, str] = field(default_factory=dict)
+    filter: ast.Node | None = None
+    filter_crs: str = CRS84
+    sortby: tuple[SortKey, ...] = ()
+    crs: str = CRS84
+    count: bool = True
+
+
+@dataclass(slots=True)
+class FeaturePage:
+    """One page of features and the CRS their coordinates are in."""
+
+    features: list[Feature]
+    crs: str
+    number_matched: int | None = None
+    has_more: bool | None = None
+    """Whether the source holds features beyond this page; ``None`` when unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a collection of a source can do itself; the hub does what is missing."""
+
+    filter: bool = False
+    """CQL2 pushdown (the hub still checks the features that come back)."""
+    sort: bool = False
+    datetime: bool = False
+    crs: tuple[str, ...] = ()
+    """Output CRSs the source can produce itself."""
+
+
+@dataclass(slots=True)
+class FieldInfo:
+    """One attribute of a collection's features, as JSON Schema type."""
+
+    name: str
+    type: Literal["string", "number", "integer", "boolean", "date", "date-time", "object", "array"]
+    title: str | None = None
+
+
+@dataclass(slots=True)
+class CollectionInfo:
+    """What a source says about one of its collections, harvested by the probe."""
+
+    id: str
+    title: str
+    description: str = ""
+    fields: list[FieldInfo] = field(default_factory=list)
+    storage_crs: str = CRS84
+    crs: list[str] = field(default_factory=lambda: [CRS84])
+    extent_crs84: tuple[float, float, float, float] | None = None
+    temporal_extent: tuple[str | None, str | None] | None = None
+    time_field: str | None = None
+    id_field: str | None = None
+    geometry_type: str | None = None
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+
+class Connector(abc.ABC):
+    """Base class of every connector kind.
+
+    Lifecycle: ``open()`` once when the source is registered or the hub starts, ``describe()``
+    to harvest collections (the probe), then concurrent ``query``/``get_feature`` calls, then
+    ``close()``. Implementations raise the errors of ``connectors.errors``, never raw
+    ``httpx``/driver exceptions.
+    """
+
+    kind: ClassVar[str]
+    settings_model: ClassVar[type[ConnectorSettings]]
+
+    def __init__(self, settings: ConnectorSettings, *, source_id: str, http: httpx.AsyncClient):
+        self.settings = settings
+        self.source_id = source_id
+        self.http = http
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Acquire what the connector keeps between requests (indexes, pools)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what ``open`` acquired."""
+
+    @abc.abstractmethod
+    async def describe(self) -> list[CollectionInfo]:
+        """Harvest the collections this source exposes, with schema and capabilities."""
+
+    @abc.abstractmethod
+    async def query(self, collection: str, query: FeatureQuery) -> FeaturePage:
+        """Return one page of features of ``collection`` matching ``query``."""
+
+    @abc.abstractmethod
+    async def get_feature(self, collection: str, feature_id: str, *, crs: str) -> Feature | None:
+        """Return one feature by id (``None`` when the source has no such feature)."""
+
+    def supports_filter(self, collection: str, expression: ast.Node) -> bool:
+        """Whether this CQL2 expression can be pushed down to the source as it is."""
+        return False
