@@ -41,12 +41,15 @@ class Settings(BaseSettings):
         "sqlite:///hub.db", description="SQLAlchemy URL of the catalogue database"
     )
     config_file: Path | None = Field(None, description="YAML configuration file that was read")
-    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
+    server: ServerSettings = Field(default_factory=ServerSettings)
     sources: list[dict[str, Any]] = Field(
         default_factory=list, description="Source registrations seeded at start-up"
     )
     probe_interval: float = Field(
         300.0, ge=0, description="Seconds between background health probes (0: never)"
+    )
+    catalogue_poll_interval: float = Field(
+        2.0, gt=0, description="Seconds between checks of the catalogue for changes by others"
     )
     probe_on_start: bool = Field(True, description="Probe seeded sources in the background")
 

@@ -1,0 +1,18 @@
+"""Typed dependencies of the management API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from hub.context import HubContext
+
+
+def get_context(request: Request) -> HubContext:
+    """The application's long-lived parts."""
+    context: HubContext = request.app.state.hub
+    return context
+
+
+Context = Annotated[HubContext, Depends(get_context)]

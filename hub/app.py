@@ -1,0 +1,167 @@
+"""The application factory: ``create_app(settings)``; nothing is built at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.base import RequestResponseEndpoint
+
+from hub import API_VERSION, __version__
+from hub.api import health, sources
+from hub.catalogue.registration import SourceRegistration
+from hub.catalogue.store import CatalogueStore
+from hub.context import HubContext
+from hub.errors import PROBLEM_JSON, BadRequest, HubError, InvalidRegistration
+from hub.features.service import FeatureService
+from hub.ogc.engine import OGC_PREFIX, OgcEngine
+from hub.ogc.routes import build_router
+from hub.registry import SourceRegistry
+from hub.settings import Settings
+
+LOG = logging.getLogger(__name__)
+
+
+def problem_response(error: HubError, request: Request) -> JSONResponse:
+    """Render a hub error as RFC 9457 problem details."""
+    return JSONResponse(
+        error.problem(instance=request.url.path),
+        status_code=int(error.status),
+        media_type=PROBLEM_JSON,
+    )
+
+
+async def _seed_catalogue(context: HubContext) -> None:
+    """Store the configuration file's sources in the catalogue."""
+    settings = context.settings
+    seeds = []
+    for raw in settings.sources:
+        try:
+            seeds.append(SourceRegistration.model_validate(raw))
+        except ValueError as exc:
+            raise InvalidRegistration(
+                f"source {raw.get('id', '?')!r} in the configuration: {exc}"
+            ) from exc
+    await run_in_threadpool(context.store.seed, seeds)
+
+
+async def _follow_catalogue(context: HubContext) -> None:
+    """Serve what the catalogue holds, also when another process (the CLI, another worker)
+    changed it; newly served sources are probed in the background."""
+    while True:
+        stored = await run_in_threadpool(context.store.list)
+        changed = await context.registry.sync([s.registration for s in stored])
+        for source_id in changed:
+            with contextlib.suppress(HubError):
+                await context.registry.probe(source_id)
+        await asyncio.sleep(context.settings.catalogue_poll_interval)
+
+
+async def _probe_forever(context: HubContext) -> None:
+    """Probe every source now and then, so health and harvested schemas stay current."""
+    first = True
+    while True:
+        if not first and context.settings.probe_interval <= 0:
+            return
+        if first and not context.settings.probe_on_start:
+            first = False
+            continue
+        first = False
+        await asyncio.gather(
+            *(context.registry.probe(live.registration.id) for live in context.registry.sources()),
+            return_exceptions=True,
+        )
+        if context.settings.probe_interval <= 0:
+            return
+        await asyncio.sleep(context.settings.probe_interval)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the hub's ASGI application for ``settings``."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await run_in_threadpool(CatalogueStore.open, settings.database_url)
+        async with httpx.AsyncClient(
+            follow_redirects=False,
+            headers={"User-Agent": f"urban-twin-hub/{__version__}"},
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        ) as http:
+            base_dir = settings.config_file.parent if settings.config_file else None
+            registry = SourceRegistry(http, base_dir=base_dir)
+            service = FeatureService(max_scan_features=settings.server.max_scan_features)
+            engine = OgcEngine(settings, registry, service)
+            context = HubContext(settings, http, store, registry, service, engine)
+            app.state.hub = context
+            await _seed_catalogue(context)
+            await registry.sync([s.registration for s in await run_in_threadpool(store.list)])
+            await engine.rebuild()
+            registry.subscribe(engine.rebuild)
+            tasks = [
+                asyncio.create_task(_probe_forever(context)),
+                asyncio.create_task(_follow_catalogue(context)),
+            ]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await registry.close()
+                await run_in_threadpool(store.close)
+
+    app = FastAPI(
+        title=settings.server.title,
+        description="Source registrations, health and operations of the urban twin data hub",
+        version=API_VERSION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+
+    @app.middleware("http")
+    async def api_version_header(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.headers["API-Version"] = API_VERSION
+        return response
+
+    @app.exception_handler(HubError)
+    async def hub_error(request: Request, exc: HubError) -> JSONResponse:
+        return problem_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        return problem_response(BadRequest(problems), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = HubError(str(exc.detail))
+        error.status = exc.status_code
+        error.title = "Not found" if exc.status_code == 404 else "Request failed"
+        error.type_slug = "not-found" if exc.status_code == 404 else "request-failed"
+        return problem_response(error, request)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        LOG.exception("unexpected error on %s", request.url.path)
+        return problem_response(
+            HubError("an unexpected error occurred; it has been logged"), request
+        )
+
+    app.include_router(build_router(), prefix=OGC_PREFIX)
+    app.include_router(sources.router, prefix="/api/v1")
+    app.include_router(health.router, prefix="/api/v1")
+    return app

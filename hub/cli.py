@@ -1,0 +1,182 @@
+"""The ``hub`` command: serve the hub and manage its source registrations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import yaml
+from pydantic import ValidationError
+
+from hub.catalogue.registration import SourceRegistration
+from hub.catalogue.store import CatalogueStore
+from hub.errors import HubError
+from hub.registry import SourceRegistry
+from hub.settings import Settings
+
+app = typer.Typer(help="The urban twin data hub.", no_args_is_help=True, add_completion=False)
+sources_app = typer.Typer(help="Manage source registrations.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML configuration file", envvar="HUB_CONFIG_FILE"),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return Settings.load(config)
+    except HubError as exc:
+        raise typer.BadParameter(exc.detail) from exc
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Start the hub."""
+    import uvicorn
+
+    from hub.app import create_app
+
+    overrides: dict[str, Any] = {}
+    settings = _settings(config)
+    if (
+        "base_url" not in settings.server.model_fields_set
+        and "HUB_SERVER__BASE_URL" not in os.environ
+    ):
+        shown_host = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
+        overrides["server"] = {
+            **settings.server.model_dump(),
+            "base_url": f"http://{shown_host}:{port}",
+        }
+        settings = Settings.load(config, **overrides)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _load_registrations(file: Path) -> list[SourceRegistration]:
+    try:
+        loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise _fail(f"cannot read {file}: {exc}") from exc
+    entries = loaded.get("sources", [loaded]) if isinstance(loaded, dict) else loaded
+    if not isinstance(entries, list):
+        raise _fail(f"{file} holds neither a registration nor a list of them")
+    try:
+        return [SourceRegistration.model_validate(entry) for entry in entries]
+    except ValidationError as exc:
+        raise _fail(f"{file}: {exc}") from exc
+
+
+async def _with_registry(settings: Settings, work: Any) -> Any:
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        base_dir = settings.config_file.parent if settings.config_file else Path.cwd()
+        registry = SourceRegistry(http, base_dir=base_dir)
+        try:
+            return await work(registry)
+        finally:
+            await registry.close()
+
+
+@sources_app.command("list")
+def list_sources(config: ConfigOption = None) -> None:
+    """List the registered sources."""
+    store = CatalogueStore.open(_settings(config).database_url)
+    try:
+        for stored in store.list():
+            reg = stored.registration
+            typer.echo(f"{reg.id}\t{reg.connector}\t{reg.classification}\t{reg.title}")
+    finally:
+        store.close()
+
+
+@sources_app.command("add")
+def add_source(
+    file: Annotated[Path, typer.Argument(help="YAML or JSON file with one or more registrations")],
+    config: ConfigOption = None,
+    force: Annotated[bool, typer.Option(help="Register even when the probe fails")] = False,
+) -> None:
+    """Probe and register sources; a running hub serves them within seconds."""
+    settings = _settings(config)
+    registrations = _load_registrations(file)
+    store = CatalogueStore.open(settings.database_url)
+
+    async def probe_all(registry: SourceRegistry) -> None:
+        for registration in registrations:
+            live = await registry.activate(registration, probe=True, force=force)
+            store.add(registration)
+            state = live.health.state.value
+            typer.echo(f"registered {registration.id} ({state})")
+
+    try:
+        asyncio.run(_with_registry(settings, probe_all))
+    except HubError as exc:
+        raise _fail(exc.detail) from exc
+    finally:
+        store.close()
+
+
+@sources_app.command("check")
+def check_source(
+    source_id: Annotated[str, typer.Argument(help="Id of the source")], config: ConfigOption = None
+) -> None:
+    """Probe a registered source and report its health and collections."""
+    settings = _settings(config)
+    store = CatalogueStore.open(settings.database_url)
+    try:
+        stored = store.get(source_id)
+    finally:
+        store.close()
+    if stored is None:
+        raise _fail(f"no source {source_id!r}")
+
+    async def probe(registry: SourceRegistry) -> dict[str, Any]:
+        live = await registry.activate(stored.registration, probe=True, force=True)
+        return {
+            "id": source_id,
+            "state": live.health.state.value,
+            "latency_ms": live.health.latency_ms,
+            "error": live.health.error,
+            "collections": sorted(registry.collections()),
+        }
+
+    try:
+        report = asyncio.run(_with_registry(settings, probe))
+    except HubError as exc:
+        raise _fail(exc.detail) from exc
+    typer.echo(json.dumps(report, indent=2))
+    if report["state"] != "healthy":
+        raise typer.Exit(code=1)
+
+
+@sources_app.command("remove")
+def remove_source(
+    source_id: Annotated[str, typer.Argument(help="Id of the source")], config: ConfigOption = None
+) -> None:
+    """Remove a registration; a running hub withdraws it within seconds."""
+    store = CatalogueStore.open(_settings(config).database_url)
+    try:
+        store.delete(source_id)
+    except HubError as exc:
+        raise _fail(exc.detail) from exc
+    finally:
+        store.close()
+    typer.echo(f"removed {source_id}")
+
+
+def main() -> None:
+    """Entry point of the ``hub`` console script."""
+    app()

@@ -1,0 +1,245 @@
+"""Answering feature queries from live sources: push down what a source can do, do the rest.
+
+Results are always right: a filter a source claims to apply is checked on every feature that
+comes back, and a source caught ignoring it is from then on filtered in the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from connectors.base import Feature, FeaturePage, FeatureQuery, SortKey
+from connectors.errors import ConnectorError, UpstreamTimeout
+from hub.errors import BadRequest, HubError, NotFound, from_connector_error
+from hub.features.cql import compile_predicate, transform_literals
+from hub.features.crs import transform_features
+from hub.features.params import ItemsRequest
+from hub.features.temporal import interval_predicate
+from hub.registry import CollectionBinding
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SCAN_PAGE = 1000
+"""Page size used when the hub reads a source through to filter or sort itself."""
+
+
+@dataclass(slots=True)
+class ItemsResult:
+    """A page of features in the requested CRS, ready for an OGC API response."""
+
+    features: list[Feature]
+    number_matched: int | None
+    has_more: bool | None = None
+
+
+class FeatureService:
+    """Runs items and item queries against a collection's source."""
+
+    def __init__(self, *, max_scan_features: int):
+        self._max_scan = max_scan_features
+
+    async def items(self, binding: CollectionBinding, request: ItemsRequest) -> ItemsResult:
+        """One page of features answering ``request``."""
+        timeout = binding.source.connector.settings.timeout
+        return await self._call(binding, self._items(binding, request), timeout)
+
+    async def item(self, binding: CollectionBinding, feature_id: str, crs: str) -> Feature:
+        """One feature by id, in ``crs``."""
+        connector = binding.source.connector
+        wanted = crs if crs in binding.info.capabilities.crs else binding.info.storage_crs
+        feature = await self._call(
+            binding,
+            connector.get_feature(binding.upstream_id, feature_id, crs=wanted),
+            connector.settings.timeout,
+        )
+        if feature is None:
+            raise NotFound(f"collection {binding.id!r} has no feature {feature_id!r}")
+        transform_features([feature], wanted, crs)
+        return feature
+
+    async def _call(self, binding: CollectionBinding, work: Awaitable[T], seconds: float) -> T:
+        """Run ``work`` within the source's timeout; record health; translate its errors."""
+        health = binding.source.health
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(seconds):
+                result = await work
+        except TimeoutError:
+            message = (
+                f"source {binding.source.registration.id!r} did not answer within {seconds:g} s"
+            )
+            health.record(latency_ms=(time.perf_counter() - started) * 1000, error=message)
+            raise from_connector_error(UpstreamTimeout(message)) from None
+        except ConnectorError as exc:
+            health.record(latency_ms=(time.perf_counter() - started) * 1000, error=exc.message)
+            raise from_connector_error(exc) from exc
+        health.record(latency_ms=(time.perf_counter() - started) * 1000)
+        return result
+
+    async def _items(self, binding: CollectionBinding, request: ItemsRequest) -> ItemsResult:
+        caps = binding.info.capabilities
+        connector = binding.source.connector
+        push_filter = (
+            request.filter is not None
+            and caps.filter
+            and not binding.filter_untrusted
+            and connector.supports_filter(binding.upstream_id, request.filter)
+        )
+        push_sort = not request.sortby or caps.sort
+        push_datetime = request.datetime is None or caps.datetime
+        if request.datetime is not None and not push_datetime and not binding.info.time_field:
+            raise BadRequest("datetime cannot be applied: the source has no temporal property")
+        source_crs = request.crs if request.crs in caps.crs else binding.info.storage_crs
+
+        if (request.filter is None or push_filter) and push_sort and push_datetime:
+            page = await connector.query(
+                binding.upstream_id,
+                FeatureQuery(
+                    limit=request.limit,
+                    offset=request.offset,
+                    bbox=request.bbox,
+                    datetime=request.datetime,
+                    property_equals=request.property_equals,
+                    filter=request.filter,
+                    filter_crs=request.filter_crs,
+                    sortby=request.sortby,
+                    crs=source_crs,
+                ),
+            )
+            if request.filter is None or self._honours_filter(binding, request, page):
+                return self._finish(
+                    page.features, page.crs, request, page.number_matched, page.has_more
+                )
+        return await self._scan(binding, request, source_crs, push_datetime)
+
+    def _honours_filter(
+        self, binding: CollectionBinding, request: ItemsRequest, page: FeaturePage
+    ) -> bool:
+        assert request.filter is not None
+        matches = compile_predicate(
+            transform_literals(request.filter, request.filter_crs, page.crs)
+        )
+        if all(matches(feature) for feature in page.features):
+            return True
+        LOG.warning(
+            "source %s returned features that fail a filter it claims to apply; "
+            "filtering its collection %s in the hub from now on",
+            binding.source.registration.id,
+            binding.id,
+        )
+        binding.filter_untrusted = True
+        return False
+
+    async def _scan(
+        self,
+        binding: CollectionBinding,
+        request: ItemsRequest,
+        source_crs: str,
+        push_datetime: bool,
+    ) -> ItemsResult:
+        """Read the source through (bounded), filter and sort here, then cut the page."""
+        connector = binding.source.connector
+        predicate = None
+        matched: list[Feature] = []
+        page_crs = source_crs
+        offset = 0
+        needs_all = bool(request.sortby)
+        while True:
+            page = await connector.query(
+                binding.upstream_id,
+                FeatureQuery(
+                    limit=SCAN_PAGE,
+                    offset=offset,
+                    bbox=request.bbox,
+                    datetime=request.datetime if push_datetime else None,
+                    property_equals=request.property_equals,
+                    crs=source_crs,
+                    count=False,
+                ),
+            )
+            if predicate is None or page.crs != page_crs:
+                page_crs = page.crs
+                predicate = self._local_predicate(binding, request, page_crs, push_datetime)
+            matched.extend(f for f in page.features if predicate(f))
+            offset += len(page.features)
+            exhausted = (
+                not page.features
+                or page.has_more is False
+                or (page.has_more is None and len(page.features) < SCAN_PAGE)
+            )
+            if exhausted:
+                break
+            if not needs_all and len(matched) > request.offset + request.limit:
+                return self._finish(
+                    matched[request.offset : request.offset + request.limit],
+                    page_crs,
+                    request,
+                    None,
+                    True,
+                )
+            if offset >= self._max_scan:
+                raise BadRequest(
+                    f"this query must be evaluated by the hub, which reads at most "
+                    f"{self._max_scan} features of a source; narrow it with bbox or a property"
+                )
+        if request.sortby:
+            _sort(matched, request.sortby)
+        total = len(matched)
+        window = matched[request.offset : request.offset + request.limit]
+        return self._finish(window, page_crs, request, total, request.offset + len(window) < total)
+
+    def _local_predicate(
+        self, binding: CollectionBinding, request: ItemsRequest, crs: str, datetime_done: bool
+    ) -> Any:
+        checks = []
+        if request.filter is not None:
+            checks.append(
+                compile_predicate(transform_literals(request.filter, request.filter_crs, crs))
+            )
+        if request.datetime is not None and not datetime_done and binding.info.time_field:
+            checks.append(interval_predicate(binding.info.time_field, request.datetime))
+        return lambda feature: all(check(feature) for check in checks)
+
+    def _finish(
+        self,
+        features: list[Feature],
+        crs: str,
+        request: ItemsRequest,
+        number_matched: int | None,
+        has_more: bool | None,
+    ) -> ItemsResult:
+        """Transform to the requested CRS and project properties and geometry."""
+        transform_features(features, crs, request.crs)
+        if request.properties is not None or request.skip_geometry:
+            keep = set(request.properties) if request.properties is not None else None
+            for feature in features:
+                if keep is not None:
+                    feature["properties"] = {
+                        k: v for k, v in (feature.get("properties") or {}).items() if k in keep
+                    }
+                if request.skip_geometry:
+                    feature["geometry"] = None
+        return ItemsResult(features, number_matched, has_more)
+
+
+def _sort(features: list[Feature], keys: tuple[SortKey, ...]) -> None:
+    """Stable multi-key sort; missing values last whatever the direction."""
+    for key in reversed(keys):
+        present = [f for f in features if (f.get("properties") or {}).get(key.property) is not None]
+        absent = [f for f in features if (f.get("properties") or {}).get(key.property) is None]
+        try:
+            present.sort(key=lambda f: f["properties"][key.property], reverse=not key.ascending)
+        except TypeError:
+            present.sort(
+                key=lambda f: str(f["properties"][key.property]), reverse=not key.ascending
+            )
+        features[:] = present + absent
+
+
+__all__ = ["FeatureService", "HubError", "ItemsResult"]

@@ -1,0 +1,184 @@
+"""OGC API Features under ``/ogc/v1``: the hub validates, pygeoapi presents.
+
+Every route validates its parameters itself first (refusing what it cannot honour), then runs
+pygeoapi's handler in a worker thread and turns its ``(headers, status, content)`` into a
+response; pygeoapi's own error bodies are re-rendered as RFC 9457 problem details.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pygeoapi import api as pygeoapi_api
+from pygeoapi.api import APIRequest
+from pygeoapi.api import itemtypes as pygeoapi_items
+from starlette.concurrency import run_in_threadpool
+
+from hub.errors import PROBLEM_JSON, HubError, NotFound
+from hub.features.params import (
+    COMMON_PARAMETERS,
+    parse_item_crs,
+    parse_items_request,
+    refuse_unknown,
+)
+from hub.ogc.engine import OgcEngine
+from hub.ogc.provider import ITEM_CRS, ITEMS_REQUEST
+
+# Parameters the hub evaluates itself; pygeoapi must not parse them (its CQL2 text parser
+# rejects CQL2 JSON on GET, and it transforms a bbox by its two corners), but the links it
+# builds must still carry them.
+_HUB_ONLY = frozenset({"bbox", "bbox-crs", "datetime", "filter", "filter-crs", "filter-lang"})
+
+
+def get_engine(request: Request) -> OgcEngine:
+    """The OGC engine of this application."""
+    engine: OgcEngine = request.app.state.hub.engine
+    return engine
+
+
+Engine = Annotated[OgcEngine, Depends(get_engine)]
+
+
+class _LinkOnlyParams(dict[str, str]):
+    """Query parameters that pygeoapi sees when it builds links but not when it parses."""
+
+    def __init__(self, params: Mapping[str, str], hidden: frozenset[str]):
+        super().__init__(params)
+        self._hidden = hidden
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return default if key in self._hidden else super().get(key, default)
+
+
+def _pygeoapi_request(
+    request: Request, engine: OgcEngine, hidden: frozenset[str] = frozenset()
+) -> APIRequest:
+    api_request = APIRequest(request, engine.state.api.locales)
+    api_request._args = _LinkOnlyParams(request.query_params, hidden)
+    return api_request
+
+
+def _problem_from_pygeoapi(status: int, content: str | bytes) -> HubError:
+    try:
+        body = json.loads(content)
+        detail = str(body.get("description") or body.get("detail") or "request failed")
+    except (ValueError, AttributeError):
+        detail = "request failed"
+    error = HubError(detail)
+    error.status = status
+    error.title = {400: "Bad request", 404: "Not found"}.get(status, "Request failed")
+    error.type_slug = {400: "bad-request", 404: "not-found"}.get(status, "request-failed")
+    return error
+
+
+async def _run(handler: Callable[..., Any], *args: Any) -> Response:
+    headers, status, content = await run_in_threadpool(handler, *args)
+    if status >= 400 and "json" in str(headers.get("Content-Type", "json")):
+        raise _problem_from_pygeoapi(status, content)
+    return Response(content=content, status_code=status, headers=dict(headers))
+
+
+def _terms(engine: OgcEngine, collection_id: str) -> Any:
+    terms = engine.state.terms.get(collection_id)
+    if terms is None:
+        raise NotFound(f"no collection {collection_id!r}")
+    return terms
+
+
+def build_router() -> APIRouter:
+    """The router of the OGC API Features endpoints."""
+    router = APIRouter(tags=["OGC API Features"])
+
+    @router.get("", summary="Landing page")
+    async def landing_page(request: Request, engine: Engine) -> Response:
+        refuse_unknown(request.query_params, COMMON_PARAMETERS)
+        return await _run(
+            pygeoapi_api.landing_page, engine.state.api, _pygeoapi_request(request, engine)
+        )
+
+    @router.get("/conformance", summary="Conformance classes")
+    async def conformance(request: Request, engine: Engine) -> Response:
+        refuse_unknown(request.query_params, COMMON_PARAMETERS)
+        return await _run(
+            pygeoapi_api.conformance, engine.state.api, _pygeoapi_request(request, engine)
+        )
+
+    @router.get("/collections", summary="Feature collections")
+    async def collections(request: Request, engine: Engine) -> Response:
+        refuse_unknown(request.query_params, COMMON_PARAMETERS)
+        return await _run(
+            pygeoapi_api.describe_collections, engine.state.api, _pygeoapi_request(request, engine)
+        )
+
+    @router.get("/collections/{collection_id}", summary="One feature collection")
+    async def collection(collection_id: str, request: Request, engine: Engine) -> Response:
+        refuse_unknown(request.query_params, COMMON_PARAMETERS)
+        _terms(engine, collection_id)
+        return await _run(
+            pygeoapi_api.describe_collections,
+            engine.state.api,
+            _pygeoapi_request(request, engine),
+            collection_id,
+        )
+
+    @router.get("/collections/{collection_id}/queryables", summary="Queryable properties")
+    async def queryables(collection_id: str, request: Request, engine: Engine) -> Response:
+        refuse_unknown(request.query_params, COMMON_PARAMETERS | {"profile"})
+        _terms(engine, collection_id)
+        return await _run(
+            pygeoapi_items.get_collection_queryables,
+            engine.state.api,
+            _pygeoapi_request(request, engine),
+            collection_id,
+        )
+
+    @router.get("/collections/{collection_id}/schema", summary="Schema of the features")
+    async def schema(collection_id: str, request: Request, engine: Engine) -> Response:
+        refuse_unknown(request.query_params, COMMON_PARAMETERS)
+        _terms(engine, collection_id)
+        return await _run(
+            pygeoapi_api.get_collection_schema,
+            engine.state.api,
+            _pygeoapi_request(request, engine),
+            collection_id,
+        )
+
+    @router.get("/collections/{collection_id}/items", summary="Features")
+    async def items(collection_id: str, request: Request, engine: Engine) -> Response:
+        state = engine.state
+        ITEMS_REQUEST.set(parse_items_request(request.query_params, _terms(engine, collection_id)))
+        return await _run(
+            pygeoapi_items.get_collection_items,
+            state.api,
+            _pygeoapi_request(request, engine, _HUB_ONLY),
+            collection_id,
+        )
+
+    @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
+    async def item(
+        collection_id: str, feature_id: str, request: Request, engine: Engine
+    ) -> Response:
+        state = engine.state
+        ITEM_CRS.set(parse_item_crs(request.query_params, _terms(engine, collection_id)))
+        return await _run(
+            pygeoapi_items.get_collection_item,
+            state.api,
+            _pygeoapi_request(request, engine),
+            collection_id,
+            feature_id,
+        )
+
+    @router.get("/openapi.json", summary="OpenAPI document of this API", include_in_schema=False)
+    async def openapi_document(engine: Engine) -> Response:
+        return Response(
+            json.dumps(engine.state.openapi),
+            media_type="application/vnd.oai.openapi+json;version=3.0",
+        )
+
+    return router
+
+
+__all__ = ["PROBLEM_JSON", "build_router"]

@@ -1,0 +1,312 @@
+"""The running hub's sources: one connector per registration, and the collections they serve.
+
+Registrations live in the catalogue database; this registry holds what is alive: connectors,
+harvested collection descriptions and health. Every change notifies listeners (the OGC engine
+rebuilds pygeoapi's configuration from ``collections()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from connectors.base import CollectionInfo, Connector
+from connectors.errors import ConnectorError
+from connectors.registry import connector_class
+from hub.catalogue.registration import SourceRegistration
+from hub.errors import Conflict, HubError, InvalidRegistration, NotFound
+
+LOG = logging.getLogger(__name__)
+
+
+class HealthState(StrEnum):
+    """Whether a source answered its last probe or query."""
+
+    UNKNOWN = "unknown"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+
+
+@dataclass(slots=True)
+class SourceHealth:
+    """The last thing the hub learned about a source's availability."""
+
+    state: HealthState = HealthState.UNKNOWN
+    checked_at: datetime | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+
+    def record(self, *, latency_ms: float, error: str | None = None) -> None:
+        """Note the outcome of a call to the source."""
+        self.checked_at = datetime.now(UTC)
+        self.latency_ms = round(latency_ms, 1)
+        self.error = error
+        self.state = HealthState.UNHEALTHY if error else HealthState.HEALTHY
+
+
+@dataclass(slots=True, eq=False)
+class LiveSource:
+    """A registration with its open connector."""
+
+    registration: SourceRegistration
+    connector: Connector
+    health: SourceHealth = field(default_factory=SourceHealth)
+    described: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class CollectionBinding:
+    """A hub collection: which source serves it, under which upstream id, and its description.
+
+    Bindings travel inside pygeoapi's configuration dict, which pygeoapi deep-copies; they
+    copy as themselves so that a copy still points at the live connector.
+    """
+
+    id: str
+    source: LiveSource
+    upstream_id: str
+    info: CollectionInfo
+    title: str
+    description: str
+    filter_untrusted: bool = False
+    """Set once the source returned features that fail a filter it claimed to apply."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CollectionBinding:
+        return self
+
+    @property
+    def field_names(self) -> frozenset[str]:
+        """The names of the collection's properties."""
+        return frozenset(f.name for f in self.info.fields)
+
+
+Listener = Callable[[], Awaitable[None]]
+
+
+def collection_ids(registration: SourceRegistration, upstream_ids: list[str]) -> dict[str, str]:
+    """Hub collection id per upstream id: explicit, ``<source>`` alone, or ``<source>-<id>``."""
+    explicit = {spec.upstream: spec.id for spec in registration.collections or () if spec.id}
+    single = len(upstream_ids) == 1
+    return {
+        upstream: explicit.get(upstream)
+        or (registration.id if single else f"{registration.id}-{_slug(upstream)}")
+        for upstream in upstream_ids
+    }
+
+
+def _slug(text: str) -> str:
+    cleaned = "".join(c if c.isalnum() else "-" for c in text.lower())
+    return "-".join(filter(None, cleaned.split("-")))
+
+
+class SourceRegistry:
+    """Connectors and collections of the running hub, changed at run time without restart."""
+
+    def __init__(self, http: httpx.AsyncClient, *, base_dir: Path | None = None):
+        self._http = http
+        self._base_dir = base_dir
+        self._sources: dict[str, LiveSource] = {}
+        self._collections: dict[str, CollectionBinding] = {}
+        self._listeners: list[Listener] = []
+        self._lock = asyncio.Lock()
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener`` after every change of the served collections."""
+        self._listeners.append(listener)
+
+    def sources(self) -> list[LiveSource]:
+        """Every live source, in registration order."""
+        return list(self._sources.values())
+
+    def source(self, source_id: str) -> LiveSource:
+        """One live source, or NotFound."""
+        try:
+            return self._sources[source_id]
+        except KeyError:
+            raise NotFound(f"no source {source_id!r}") from None
+
+    def collections(self) -> dict[str, CollectionBinding]:
+        """A snapshot of the served collections by hub id."""
+        return dict(self._collections)
+
+    def build_connector(self, registration: SourceRegistration) -> Connector:
+        """Validate a registration's connection settings and construct its connector."""
+        try:
+            cls = connector_class(registration.connector)
+            settings = cls.settings_model.model_validate(
+                registration.connector_settings(), context={"base_dir": self._base_dir}
+            )
+        except ConnectorError as exc:
+            raise InvalidRegistration(exc.message) from exc
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise InvalidRegistration(
+                f"connection settings for connector {registration.connector!r}: {problems}"
+            ) from exc
+        return cls(settings, source_id=registration.id, http=self._http)
+
+    async def activate(
+        self, registration: SourceRegistration, *, probe: bool = True, force: bool = False
+    ) -> LiveSource:
+        """Open a registration's connector and serve its collections.
+
+        With ``probe`` the source must answer and offer the registered collections, unless
+        ``force`` is set, in which case it is served and shown as unhealthy.
+        """
+        connector = self.build_connector(registration)
+        live = LiveSource(registration, connector)
+        infos: list[CollectionInfo] = []
+        if probe:
+            try:
+                infos = await self._describe(live)
+            except InvalidRegistration:
+                if not force:
+                    await connector.close()
+                    raise
+        async with self._lock:
+            previous = self._sources.get(registration.id)
+            bindings = self._bind(live, infos)
+            clash = {
+                cid: other.source.registration.id
+                for cid, other in self._collections.items()
+                if cid in bindings and other.source.registration.id != registration.id
+            }
+            if clash:
+                await connector.close()
+                raise Conflict(
+                    "collection id(s) already served by another source: "
+                    + ", ".join(f"{cid} ({src})" for cid, src in clash.items())
+                )
+            self._drop_bindings(registration.id)
+            self._sources[registration.id] = live
+            self._collections.update(bindings)
+        if previous is not None:
+            await previous.connector.close()
+        await self._notify()
+        return live
+
+    async def deactivate(self, source_id: str) -> None:
+        """Withdraw a source and its collections."""
+        async with self._lock:
+            live = self._sources.pop(source_id, None)
+            if live is None:
+                raise NotFound(f"no source {source_id!r}")
+            self._drop_bindings(source_id)
+        await live.connector.close()
+        await self._notify()
+
+    async def probe(self, source_id: str) -> LiveSource:
+        """Probe a live source again; refresh its collections when it answers."""
+        live = self.source(source_id)
+        try:
+            infos = await self._describe(live)
+        except InvalidRegistration:
+            return live
+        async with self._lock:
+            if self._sources.get(source_id) is not live:
+                return live
+            self._drop_bindings(source_id)
+            self._collections.update(self._bind(live, infos))
+        await self._notify()
+        return live
+
+    async def sync(self, registrations: list[SourceRegistration]) -> list[str]:
+        """Serve exactly these registrations (as stored by another process); return changed ids.
+
+        New or changed registrations are served unprobed, as seeded ones are; the caller probes
+        them in the background.
+        """
+        wanted = {registration.id: registration for registration in registrations}
+        changed = []
+        for source_id in [sid for sid in self._sources if sid not in wanted]:
+            await self.deactivate(source_id)
+            changed.append(source_id)
+        for source_id, registration in wanted.items():
+            live = self._sources.get(source_id)
+            if live is None or live.registration != registration:
+                try:
+                    await self.activate(registration, probe=False)
+                except HubError as exc:
+                    LOG.error("source %s cannot be served: %s", source_id, exc.detail)
+                    continue
+                changed.append(source_id)
+        return changed
+
+    async def close(self) -> None:
+        """Close every connector."""
+        for live in list(self._sources.values()):
+            await live.connector.close()
+        self._sources.clear()
+        self._collections.clear()
+
+    async def _describe(self, live: LiveSource) -> list[CollectionInfo]:
+        """Open and describe the source; record health; fail with what went wrong."""
+        registration = live.registration
+        started = time.perf_counter()
+        try:
+            if not live.described:
+                await live.connector.open()
+            infos = await live.connector.describe()
+        except ConnectorError as exc:
+            live.health.record(latency_ms=(time.perf_counter() - started) * 1000, error=exc.message)
+            raise InvalidRegistration(
+                f"source {registration.id!r} failed its probe: {exc.message}"
+            ) from exc
+        live.health.record(latency_ms=(time.perf_counter() - started) * 1000)
+        live.described = True
+        offered = {info.id for info in infos}
+        wanted = [spec.upstream for spec in registration.collections or ()]
+        missing = [name for name in wanted if name not in offered]
+        if missing:
+            message = (
+                f"source {registration.id!r} has no collection(s) {', '.join(missing)}; "
+                f"it offers: {', '.join(sorted(offered)) or 'none'}"
+            )
+            live.health.record(latency_ms=live.health.latency_ms or 0.0, error=message)
+            raise InvalidRegistration(message)
+        if wanted:
+            infos = [info for info in infos if info.id in wanted]
+        return infos
+
+    def _bind(self, live: LiveSource, infos: list[CollectionInfo]) -> dict[str, CollectionBinding]:
+        registration = live.registration
+        specs = {spec.upstream: spec for spec in registration.collections or ()}
+        if not infos:
+            # not (yet) described: serve the registered collections with what is declared
+            infos = [CollectionInfo(id=upstream, title=upstream) for upstream in specs]
+        ids = collection_ids(registration, [info.id for info in infos])
+        bindings = {}
+        for info in infos:
+            spec = specs.get(info.id)
+            cid = ids[info.id]
+            title = (spec.title if spec else None) or (
+                registration.title if len(infos) == 1 else f"{registration.title}: {info.title}"
+            )
+            description = (
+                (spec.description if spec else None) or info.description or registration.description
+            )
+            bindings[cid] = CollectionBinding(cid, live, info.id, info, title, description)
+        return bindings
+
+    def _drop_bindings(self, source_id: str) -> None:
+        for cid in [
+            c for c, b in self._collections.items() if b.source.registration.id == source_id
+        ]:
+            del self._collections[cid]
+
+    async def _notify(self) -> None:
+        for listener in self._listeners:
+            await listener()
