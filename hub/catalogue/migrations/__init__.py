@@ -1,0 +1,1 @@
+"""Alembic migrations of the catalogue; run them with :func:`hub.catalogue.database.upgrade`."""
