@@ -164,7 +164,7 @@ class OgcEngine:
             for cid, binding in bindings.items()
         }
         with _BUILD_LOCK:
-            openapi = self_contained(get_oas(config, fail_on_invalid_collection=False), config)
+            openapi = self_contained(get_oas(config, fail_on_invalid_collection=False), config, OGC_PREFIX)
             api = API(config, openapi)
         LOG.info("OGC engine rebuilt with %d collection(s)", len(bindings))
         return EngineState(api, openapi, bindings, terms)

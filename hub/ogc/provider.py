@@ -71,9 +71,7 @@ class HubFeatureProvider(BaseProvider):  # type: ignore[misc]
         self.file_types: list[str] = []
         self.include_extra_query_parameters = False
         self.filename = None
-        self._fields = {
-            f.name: dict(_JSON_SCHEMA.get(f.type, {"type": f.type})) for f in info.fields
-        }
+        self._fields = {f.name: dict(_JSON_SCHEMA.get(f.type, {"type": f.type})) for f in info.fields}
 
     def get_fields(self) -> dict[str, Any]:
         """Field names and JSON Schema types, as harvested from the source."""

@@ -12,9 +12,12 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from pygeoapi import api as pygeoapi_api
 from pygeoapi.api import APIRequest
 from pygeoapi.api import itemtypes as pygeoapi_items
+from pygeoapi.formats import F_HTML
+from pygeoapi.util import render_j2_template
 from starlette.concurrency import run_in_threadpool
 
 from hub.errors import PROBLEM_JSON, HubError, NotFound
@@ -25,12 +28,55 @@ from hub.features.params import (
     refuse_unknown,
 )
 from hub.ogc.engine import OgcEngine
+from hub.ogc.openapi import OPENAPI_MEDIA_TYPE
 from hub.ogc.provider import ITEM_CRS, ITEMS_REQUEST
 
 # Parameters the hub evaluates itself; pygeoapi must not parse them (its CQL2 text parser
 # rejects CQL2 JSON on GET, and it transforms a bbox by its two corners), but the links it
 # builds must still carry them.
 _HUB_ONLY = frozenset({"bbox", "bbox-crs", "datetime", "filter", "filter-crs", "filter-lang"})
+
+
+CONFORMANCE = sorted(
+    [
+        "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+        "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/landing-page",
+        "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/json",
+        "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/html",
+        "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/oas30",
+        "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+        "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+        "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+        "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+        "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+        "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+        "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+        "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+        "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+        "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+        "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+        "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    ]
+)
+"""What the hub implements; pygeoapi's own list claims editing (Part 4), which the hub does not
+offer, and lacks the filter classes, which it does."""
+
+
+def _conformance(api: Any, request: APIRequest) -> tuple[dict[str, str], int, str]:
+    headers = request.get_response_headers(**api.api_headers)
+    content = {"conformsTo": CONFORMANCE}
+    if request.format == F_HTML:
+        template_dir = api.config["server"]["templates"]
+        return (
+            headers,
+            200,
+            render_j2_template(api.tpl_config, template_dir, "conformance.html", content, request.locale),
+        )
+    return headers, 200, json.dumps(content)
 
 
 def get_engine(request: Request) -> OgcEngine:
@@ -95,16 +141,12 @@ def build_router() -> APIRouter:
     @router.get("", summary="Landing page")
     async def landing_page(request: Request, engine: Engine) -> Response:
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
-        return await _run(
-            pygeoapi_api.landing_page, engine.state.api, _pygeoapi_request(request, engine)
-        )
+        return await _run(pygeoapi_api.landing_page, engine.state.api, _pygeoapi_request(request, engine))
 
     @router.get("/conformance", summary="Conformance classes")
     async def conformance(request: Request, engine: Engine) -> Response:
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
-        return await _run(
-            pygeoapi_api.conformance, engine.state.api, _pygeoapi_request(request, engine)
-        )
+        return await _run(_conformance, engine.state.api, _pygeoapi_request(request, engine))
 
     @router.get("/collections", summary="Feature collections")
     async def collections(request: Request, engine: Engine) -> Response:
@@ -158,9 +200,7 @@ def build_router() -> APIRouter:
         )
 
     @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
-    async def item(
-        collection_id: str, feature_id: str, request: Request, engine: Engine
-    ) -> Response:
+    async def item(collection_id: str, feature_id: str, request: Request, engine: Engine) -> Response:
         state = engine.state
         ITEM_CRS.set(parse_item_crs(request.query_params, _terms(engine, collection_id)))
         return await _run(
@@ -172,11 +212,22 @@ def build_router() -> APIRouter:
         )
 
     @router.get("/openapi.json", summary="OpenAPI document of this API", include_in_schema=False)
-    async def openapi_document(engine: Engine) -> Response:
-        return Response(
-            json.dumps(engine.state.openapi),
-            media_type="application/vnd.oai.openapi+json;version=3.0",
+    async def openapi_document(request: Request, engine: Engine) -> Response:
+        refuse_unknown(request.query_params, frozenset())
+        return Response(json.dumps(engine.state.openapi), media_type=OPENAPI_MEDIA_TYPE)
+
+    @router.get("/openapi", summary="OpenAPI document or its HTML view", include_in_schema=False)
+    async def openapi_view(request: Request, engine: Engine) -> Response:
+        # pygeoapi's landing page links here as service-desc (?f=json) and service-doc (?f=html)
+        refuse_unknown(request.query_params, COMMON_PARAMETERS)
+        wants_html = request.query_params.get("f") == "html" or (
+            "f" not in request.query_params and "text/html" in request.headers.get("accept", "")
         )
+        if wants_html:
+            return get_swagger_ui_html(
+                openapi_url=f"{request.url.path}.json", title=engine.state.openapi["info"]["title"]
+            )
+        return Response(json.dumps(engine.state.openapi), media_type=OPENAPI_MEDIA_TYPE)
 
     return router
 
