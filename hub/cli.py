@@ -180,3 +180,7 @@ def remove_source(
 def main() -> None:
     """Entry point of the ``hub`` console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()
