@@ -161,7 +161,8 @@ def create_app(settings: Settings) -> FastAPI:
             HubError("an unexpected error occurred; it has been logged"), request
         )
 
-    app.include_router(build_router(), prefix=OGC_PREFIX)
+    # the OGC API has its own OpenAPI document, built by pygeoapi from the live collections
+    app.include_router(build_router(), prefix=OGC_PREFIX, include_in_schema=False)
     app.include_router(sources.router, prefix="/api/v1")
     app.include_router(health.router, prefix="/api/v1")
     return app

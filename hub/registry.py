@@ -119,6 +119,7 @@ class SourceRegistry:
         self._collections: dict[str, CollectionBinding] = {}
         self._listeners: list[Listener] = []
         self._lock = asyncio.Lock()
+        self._unservable: dict[str, tuple[SourceRegistration, str]] = {}
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` after every change of the served collections."""
@@ -134,6 +135,10 @@ class SourceRegistry:
             return self._sources[source_id]
         except KeyError:
             raise NotFound(f"no source {source_id!r}") from None
+
+    def unservable(self) -> list[tuple[SourceRegistration, str]]:
+        """Stored registrations that cannot be served (their connector cannot be built), and why."""
+        return list(self._unservable.values())
 
     def collections(self) -> dict[str, CollectionBinding]:
         """A snapshot of the served collections by hub id."""
@@ -234,15 +239,23 @@ class SourceRegistry:
         for source_id in [sid for sid in self._sources if sid not in wanted]:
             await self.deactivate(source_id)
             changed.append(source_id)
+        for source_id in [sid for sid in self._unservable if sid not in wanted]:
+            del self._unservable[source_id]
         for source_id, registration in wanted.items():
             live = self._sources.get(source_id)
-            if live is None or live.registration != registration:
-                try:
-                    await self.activate(registration, probe=False)
-                except HubError as exc:
-                    LOG.error("source %s cannot be served: %s", source_id, exc.detail)
-                    continue
-                changed.append(source_id)
+            if live is not None and live.registration == registration:
+                continue
+            failed = self._unservable.get(source_id)
+            if failed is not None and failed[0] == registration:
+                continue  # already reported; try again when the registration changes
+            try:
+                await self.activate(registration, probe=False)
+            except HubError as exc:
+                LOG.error("source %s cannot be served: %s", source_id, exc.detail)
+                self._unservable[source_id] = (registration, exc.detail)
+                continue
+            self._unservable.pop(source_id, None)
+            changed.append(source_id)
         return changed
 
     async def close(self) -> None:

@@ -56,5 +56,18 @@ def source_status(context: HubContext, live: LiveSource) -> SourceStatus:
 async def health(context: Context) -> HealthReport:
     """Each source's state and last latency."""
     statuses = [source_status(context, live) for live in context.registry.sources()]
+    statuses += [
+        SourceStatus(
+            id=registration.id,
+            title=registration.title,
+            connector=registration.connector,
+            state=HealthState.UNHEALTHY,
+            checked_at=None,
+            latency_ms=None,
+            error=error,
+            collections=[],
+        )
+        for registration, error in context.registry.unservable()
+    ]
     degraded = any(s.state is HealthState.UNHEALTHY for s in statuses)
     return HealthReport(status="degraded" if degraded else "ok", sources=statuses)
