@@ -241,9 +241,7 @@ def test_postgis_extent_is_a_generated_indexed_polygon(postgis_server: PostgisSe
                 sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_sources_extent'")
             ).scalar_one()
             shapes: dict[str, str | None] = dict(
-                connection.execute(
-                    sa.text("SELECT id, ST_AsText(extent) FROM sources ORDER BY id")
-                ).all()
+                connection.execute(sa.text("SELECT id, ST_AsText(extent) FROM sources ORDER BY id")).all()
             )
     assert tuple(column) == ("POLYGON", 4326)
     assert generated == "ALWAYS"
@@ -414,9 +412,7 @@ def _brute_force(query: tuple[float, ...]) -> list[str]:
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=lambda q: ",".join(map(str, q)))
-def test_intersecting_agrees_with_brute_force(
-    store: CatalogueStore, query: tuple[float, ...]
-) -> None:
+def test_intersecting_agrees_with_brute_force(store: CatalogueStore, query: tuple[float, ...]) -> None:
     for source_id, extent in EXTENTS.items():
         store.add(registration(source_id, extent=extent))
     expected = _brute_force(query)
@@ -477,9 +473,7 @@ def test_seed(store: CatalogueStore) -> None:
     assert store.intersecting((10.0, 10.0, 11.0, 11.0)) == ["b"]  # extent now unknown
 
     # a seeded source the file no longer declares goes; the steward's stays
-    assert store.seed([registration("b", title="Changed")]) == SeedResult(
-        removed=("a",), unchanged=("b",)
-    )
+    assert store.seed([registration("b", title="Changed")]) == SeedResult(removed=("a",), unchanged=("b",))
     assert [s.id for s in store.list()] == ["b", "c"]
 
     # once a steward edits a seeded source, the file no longer overrides it

@@ -81,9 +81,7 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def include_object(
-    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Alembic hook: leave out database objects the models deliberately do not describe."""
     if reflected and compare_to is None:
         if type_ == "table" and name in FOREIGN_TABLES:
@@ -94,9 +92,7 @@ def include_object(
     return True
 
 
-def alembic_config(
-    value: str | URL | None = None, *, connection: Connection | None = None
-) -> Config:
+def alembic_config(value: str | URL | None = None, *, connection: Connection | None = None) -> Config:
     """An alembic configuration for the catalogue, with no ini file behind it."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

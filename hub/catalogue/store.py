@@ -67,9 +67,7 @@ class CatalogueStore:
         self._engine = engine
         self._postgis = engine.dialect.name == "postgresql"
         self._read = sessionmaker(engine, expire_on_commit=False)
-        self._write = sessionmaker(
-            engine.execution_options(**{WRITE: True}), expire_on_commit=False
-        )
+        self._write = sessionmaker(engine.execution_options(**{WRITE: True}), expire_on_commit=False)
 
     @classmethod
     def open(cls, database_url: str | URL) -> CatalogueStore:
@@ -160,9 +158,7 @@ class CatalogueStore:
         if self._postgis:
             meets = sa.or_(
                 *(
-                    sa.func.ST_Intersects(
-                        extent_geometry, sa.func.ST_MakeEnvelope(*box, EXTENT_SRID)
-                    )
+                    sa.func.ST_Intersects(extent_geometry, sa.func.ST_MakeEnvelope(*box, EXTENT_SRID))
                     for box in boxes
                 )
             )
@@ -245,9 +241,7 @@ def _conflict(source_id: str) -> Conflict:
 
 
 def _locked(session: Session, source_id: str) -> Source:
-    row = session.scalars(
-        sa.select(Source).where(Source.id == source_id).with_for_update()
-    ).one_or_none()
+    row = session.scalars(sa.select(Source).where(Source.id == source_id).with_for_update()).one_or_none()
     if row is None:
         raise NotFound(f"no source with id {source_id!r}")
     return row

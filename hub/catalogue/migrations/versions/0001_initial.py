@@ -63,9 +63,7 @@ def upgrade() -> None:
         "sources",
         *columns,
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sources")),
-        sa.CheckConstraint(
-            f"classification IN ({_CLASSIFICATIONS})", name=op.f("ck_sources_classification")
-        ),
+        sa.CheckConstraint(f"classification IN ({_CLASSIFICATIONS})", name=op.f("ck_sources_classification")),
         sa.CheckConstraint(
             "(minx IS NULL AND miny IS NULL AND maxx IS NULL AND maxy IS NULL)"
             " OR (minx IS NOT NULL AND miny IS NOT NULL AND maxx IS NOT NULL"
@@ -86,9 +84,7 @@ def _require_postgis() -> None:
     # Offline (SQL script) mode has no server to ask.
     if op.get_context().as_sql:
         return
-    available = op.get_bind().execute(
-        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
-    )
+    available = op.get_bind().execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'"))
     if available.first() is None:
         raise ConfigurationError(
             "the catalogue needs PostGIS, and this PostgreSQL server does not have it installed"
