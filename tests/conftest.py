@@ -1,3 +1,3 @@
 """Shared test configuration; fixtures live in ``tests/fixtures`` as pytest plugins."""
 
-pytest_plugins: list[str] = ["tests.fixtures.postgis"]
+pytest_plugins: list[str] = ["tests.fixtures.postgis", "tests.fixtures.upstream"]
