@@ -242,6 +242,33 @@ def test_cql2_json_on_get_and_spatial_filter(hub: str, afvalbakken: dict[str, An
     assert expected and {str(f["id"]) for f in got} == expected
 
 
+def test_filters_on_rd_data_with_crs84_literals(hub: str, verblijfsobjecten: Any) -> None:
+    box84 = (4.8870, 52.3870, 4.8900, 52.3890)
+    to_rd = Transformer.from_crs("OGC:CRS84", "EPSG:28992", always_xy=True)
+    ring = shapely.segmentize(shapely.box(*box84), 0.0001)
+    box_rd = shapely.transform(ring, lambda xy: np.column_stack(to_rd.transform(xy[:, 0], xy[:, 1])))
+    inside = shapely.intersects(box_rd, verblijfsobjecten["points"])
+    huisnummers = verblijfsobjecten["fields"]["huisnummer"]
+    expected = {
+        fid
+        for fid, hit, number in zip(verblijfsobjecten["fids"], inside, huisnummers, strict=True)
+        if hit and number < 20
+    }
+    cql = f"S_INTERSECTS(geom, BBOX({box84[0]}, {box84[1]}, {box84[2]}, {box84[3]})) AND huisnummer < 20"
+    got = get_all(f"{hub}/collections/verblijfsobjecten/items", {"filter": cql, "limit": 1000})
+    assert expected and {str(f["id"]) for f in got} == expected
+    in_rd = get_all(
+        f"{hub}/collections/verblijfsobjecten/items",
+        {"filter": "huisnummer = 1 AND straatnaam LIKE 'Van%'", "limit": 1000},
+    )
+    names = verblijfsobjecten["fields"]["straatnaam"]
+    assert {str(f["id"]) for f in in_rd} == {
+        fid
+        for fid, number, name in zip(verblijfsobjecten["fids"], huisnummers, names, strict=True)
+        if number == 1 and str(name).startswith("Van")
+    }
+
+
 def test_sort_properties_and_skip_geometry(hub: str, afvalbakken: dict[str, Any]) -> None:
     page = httpx.get(
         f"{hub}/collections/afvalbakken/items",

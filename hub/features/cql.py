@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import shapely
 from pygeofilter import ast, values
 from pygeofilter.backends.native.evaluate import NativeEvaluator
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 from shapely.geometry import mapping, shape
-from shapely.ops import transform as shapely_transform
 
 from connectors.base import Feature
 from hub.errors import BadRequest
@@ -35,7 +36,8 @@ def parse_filter(text: str, lang: str | None) -> ast.Node:
         raise BadRequest(f"filter is not valid {lang}: {exc}".strip()) from exc
     if not isinstance(node, ast.Node):
         raise BadRequest(f"filter is not a {lang} predicate")
-    return node
+    normalised: ast.Node = _rebuild(node, _bbox_function_as_envelope)
+    return normalised
 
 
 def attributes(node: Any) -> Iterator[str]:
@@ -61,36 +63,64 @@ def check_attributes(node: ast.Node, fields: Iterable[str]) -> None:
         )
 
 
+def _rebuild(node: Any, leaf: Callable[[Any], Any]) -> Any:
+    """Rebuild an AST bottom-up, passing every node through ``leaf`` (which may replace it)."""
+    if isinstance(node, list):
+        return [_rebuild(child, leaf) for child in node]
+    if (
+        isinstance(node, ast.Node)
+        and not isinstance(node, (type, ast.Attribute))
+        and dataclasses.is_dataclass(node)
+    ):
+        changes = {f.name: _rebuild(getattr(node, f.name), leaf) for f in dataclasses.fields(node) if f.init}
+        node = dataclasses.replace(cast(Any, node), **changes)
+    return leaf(node)
+
+
+def _bbox_function_as_envelope(node: Any) -> Any:
+    """CQL2 text ``BBOX(minx, miny, maxx, maxy)`` reaches us as a function call; make it a box."""
+    if not isinstance(node, ast.Function):
+        return node
+    numbers = node.arguments
+    if node.name.lower() != "bbox" or len(numbers) not in (4, 6):
+        raise BadRequest(f"filter uses the function {node.name!r}, which is not supported")
+    if not all(isinstance(n, (int, float)) for n in numbers):
+        raise BadRequest("BBOX takes numbers only")
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    minx, miny, maxx, maxy = (float(n) for n in numbers)
+    return values.Envelope(minx, maxx, miny, maxy)
+
+
 def _map_geometries(node: Any, convert: Callable[[Any], Any]) -> Any:
     """Rebuild an AST with every geometry literal passed through ``convert``."""
-    if isinstance(node, values.Geometry):
-        return values.Geometry(convert(node.geometry))
-    if isinstance(node, values.Envelope):
-        poly = shapely.box(node.x1, node.y1, node.x2, node.y2)
-        return values.Geometry(convert(mapping(poly)))
-    if isinstance(node, list):
-        return [_map_geometries(child, convert) for child in node]
-    if isinstance(node, ast.Node) and not isinstance(node, ast.Attribute):
-        fields = {
-            name: _map_geometries(getattr(node, name), convert)
-            for name in node.__dataclass_fields__
-        }
-        return type(node)(**fields)
-    return node
+
+    def leaf(item: Any) -> Any:
+        if isinstance(item, values.Geometry):
+            return values.Geometry(convert(item.geometry))
+        if isinstance(item, values.Envelope):
+            return values.Geometry(convert(mapping(shapely.box(item.x1, item.y1, item.x2, item.y2))))
+        return item
+
+    return _rebuild(node, leaf)
 
 
 def transform_literals(node: ast.Node, source: str, target: str) -> ast.Node:
     """The expression with its spatial literals moved from ``source`` to ``target`` CRS."""
     if source == target:
         return node
-    project = transformer(source, target).transform
+    project = transformer(source, target)
+
+    def move(coordinates: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        xs, ys = project.transform(coordinates[:, 0], coordinates[:, 1])
+        return np.column_stack([xs, ys])
 
     def convert(geometry: dict[str, Any]) -> dict[str, Any]:
         # segmentize first so that long edges follow the curvature of the target CRS
         geom = shape(geometry)
         if geom.length > 0:
             geom = shapely.segmentize(geom, max(geom.length / 200, 1e-9))
-        return dict(mapping(shapely_transform(project, geom)))
+        return dict(mapping(shapely.transform(geom, move)))
 
     result: ast.Node = _map_geometries(node, convert)
     return result

@@ -96,9 +96,7 @@ def _instant(text: str, *, end: bool) -> datetime | None:
         if "T" not in text and len(text) == 10:
             day = date.fromisoformat(text)
             moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return (
-                moment.replace(hour=23, minute=59, second=59, microsecond=999999) if end else moment
-            )
+            return moment.replace(hour=23, minute=59, second=59, microsecond=999999) if end else moment
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise BadRequest(f"datetime {text!r} is not RFC 3339") from exc

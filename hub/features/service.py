@@ -71,9 +71,7 @@ class FeatureService:
             async with asyncio.timeout(seconds):
                 result = await work
         except TimeoutError:
-            message = (
-                f"source {binding.source.registration.id!r} did not answer within {seconds:g} s"
-            )
+            message = f"source {binding.source.registration.id!r} did not answer within {seconds:g} s"
             health.record(latency_ms=(time.perf_counter() - started) * 1000, error=message)
             raise from_connector_error(UpstreamTimeout(message)) from None
         except ConnectorError as exc:
@@ -113,18 +111,12 @@ class FeatureService:
                 ),
             )
             if request.filter is None or self._honours_filter(binding, request, page):
-                return self._finish(
-                    page.features, page.crs, request, page.number_matched, page.has_more
-                )
+                return self._finish(page.features, page.crs, request, page.number_matched, page.has_more)
         return await self._scan(binding, request, source_crs, push_datetime)
 
-    def _honours_filter(
-        self, binding: CollectionBinding, request: ItemsRequest, page: FeaturePage
-    ) -> bool:
+    def _honours_filter(self, binding: CollectionBinding, request: ItemsRequest, page: FeaturePage) -> bool:
         assert request.filter is not None
-        matches = compile_predicate(
-            transform_literals(request.filter, request.filter_crs, page.crs)
-        )
+        matches = compile_predicate(transform_literals(request.filter, request.filter_crs, page.crs))
         if all(matches(feature) for feature in page.features):
             return True
         LOG.warning(
@@ -199,9 +191,7 @@ class FeatureService:
     ) -> Any:
         checks = []
         if request.filter is not None:
-            checks.append(
-                compile_predicate(transform_literals(request.filter, request.filter_crs, crs))
-            )
+            checks.append(compile_predicate(transform_literals(request.filter, request.filter_crs, crs)))
         if request.datetime is not None and not datetime_done and binding.info.time_field:
             checks.append(interval_predicate(binding.info.time_field, request.datetime))
         return lambda feature: all(check(feature) for check in checks)
@@ -236,9 +226,7 @@ def _sort(features: list[Feature], keys: tuple[SortKey, ...]) -> None:
         try:
             present.sort(key=lambda f: f["properties"][key.property], reverse=not key.ascending)
         except TypeError:
-            present.sort(
-                key=lambda f: str(f["properties"][key.property]), reverse=not key.ascending
-            )
+            present.sort(key=lambda f: str(f["properties"][key.property]), reverse=not key.ascending)
         features[:] = present + absent
 
 

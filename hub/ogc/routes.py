@@ -138,6 +138,9 @@ def build_router() -> APIRouter:
     """The router of the OGC API Features endpoints."""
     router = APIRouter(tags=["OGC API Features"])
 
+    # The API root is also answered with a trailing slash (never redirected): OGC clients such as
+    # OWSLib build every URL as base + "/". Everywhere else a trailing slash is a 404.
+    @router.get("/", include_in_schema=False)
     @router.get("", summary="Landing page")
     async def landing_page(request: Request, engine: Engine) -> Response:
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
