@@ -73,8 +73,10 @@ class FeatureService:
         except TimeoutError:
             message = f"source {binding.source.registration.id!r} did not answer within {seconds:g} s"
             health.record(latency_ms=(time.perf_counter() - started) * 1000, error=message)
-            raise from_connector_error(UpstreamTimeout(message)) from None
+            source_id = binding.source.registration.id
+            raise from_connector_error(UpstreamTimeout(message, source_id=source_id)) from None
         except ConnectorError as exc:
+            exc.source_id = exc.source_id or binding.source.registration.id
             health.record(latency_ms=(time.perf_counter() - started) * 1000, error=exc.message)
             raise from_connector_error(exc) from exc
         health.record(latency_ms=(time.perf_counter() - started) * 1000)
