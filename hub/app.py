@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -166,3 +167,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sources.router, prefix="/api/v1")
     app.include_router(health.router, prefix="/api/v1")
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ASGI servers (``uvicorn --factory``): the file named by ``HUB_CONFIG_FILE``."""
+    return create_app(Settings.load(os.environ.get("HUB_CONFIG_FILE")))

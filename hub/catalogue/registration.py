@@ -13,7 +13,7 @@ SourceId = Annotated[str, Field(pattern=SLUG, min_length=1, max_length=64)]
 
 # Keys of connection settings that would carry a secret; they must name an environment
 # variable (``*_env``) instead of holding the value.
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|credential)", re.I)
+_SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|token|api_?key|credentials?)$", re.I)
 _URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]+:[^/@]+@", re.I)
 
 
@@ -110,7 +110,7 @@ class SourceRegistration(BaseModel):
     @model_validator(mode="after")
     def _no_secret_in_clear(self) -> SourceRegistration:
         for key, value in self.connector_settings().items():
-            if _SECRET_KEY.search(key) and not key.endswith("_env"):
+            if _SECRET_KEY.search(key):
                 raise ValueError(
                     f"{key!r} would store a secret in clear; name an environment variable "
                     f"instead with '{key}_env'"
