@@ -13,7 +13,7 @@ import shapely
 from pygeofilter import ast, values
 from shapely.geometry import mapping, shape
 
-from connectors._crs import densified_ring, transform_ring, transformer
+from connectors._crs import box_ring, transformer
 from connectors.errors import UnsupportedQuery
 
 MAX_SEGMENT_FRACTION = 1 / 256
@@ -30,6 +30,18 @@ def attributes(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for child in node:
             yield from attributes(child)
+
+
+def function_names(node: Any) -> Iterator[str]:
+    """Every function name an expression calls."""
+    if isinstance(node, ast.Function):
+        yield node.name
+    if isinstance(node, ast.Node):
+        for child in node.get_sub_nodes():
+            yield from function_names(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from function_names(child)
 
 
 def fingerprint(node: Any) -> str:
@@ -53,7 +65,7 @@ def _box_polygon(
     minx: float, miny: float, maxx: float, maxy: float, source: str, target: str
 ) -> values.Geometry:
     """A box literal as a densified polygon in the target CRS."""
-    xs, ys = transform_ring(*densified_ring(minx, miny, maxx, maxy), source, target)
+    xs, ys = box_ring(minx, miny, maxx, maxy, source, target)
     ring = [[x, y] for x, y in zip(xs.tolist(), ys.tolist(), strict=True)]
     return values.Geometry({"type": "Polygon", "coordinates": [ring]})
 

@@ -7,6 +7,7 @@ send in ``bbox`` with ``bbox-crs`` and in ``filter`` with ``filter-crs``.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -19,6 +20,8 @@ from connectors.errors import UnsupportedQuery
 
 EPSG_PREFIX = "http://www.opengis.net/def/crs/EPSG/0/"
 WGS84 = EPSG_PREFIX + "4326"
+
+MAX_POINTS_PER_EDGE = 4001
 
 _local = threading.local()
 
@@ -97,6 +100,23 @@ def densified_ring(
          maxy - (maxy - miny) * steps, [miny]]
     )  # fmt: skip
     return xs, ys
+
+
+def box_ring(
+    minx: float, miny: float, maxx: float, maxy: float, source: str, target: str
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """A box given in ``source`` as a closed ring in ``target``.
+
+    Straight edges in one CRS are curves in another. Edges are split into steps of at most
+    0.001 degree or 100 metres (at least 20 per edge), which keeps the chords within about a
+    millimetre of the true curve at Dutch latitudes.
+    """
+    if source == target:
+        return densified_ring(minx, miny, maxx, maxy, points_per_edge=2)
+    step = 0.001 if crs_for(source).is_geographic else 100.0
+    longest = max(maxx - minx, maxy - miny)
+    points = int(min(max(21, math.ceil(longest / step) + 1), MAX_POINTS_PER_EDGE))
+    return transform_ring(*densified_ring(minx, miny, maxx, maxy, points), source, target)
 
 
 def transform_ring(

@@ -39,12 +39,11 @@ from pyproj.exceptions import CRSError
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from connectors._cql import attributes, fingerprint, reproject_literals
+from connectors._cql import attributes, fingerprint, function_names, reproject_literals
 from connectors._crs import (
     WGS84,
-    densified_ring,
+    box_ring,
     northing_first,
-    transform_ring,
     uri_for,
 )
 from connectors.base import (
@@ -363,6 +362,12 @@ class _Layer:
     def _compile(self, node: ast.Node, filter_crs: str) -> Callable[[dict[str, Any]], bool]:
         """Reproject the literals to the data CRS and compile with pygeofilter's evaluator."""
         local = reproject_literals(node, filter_crs, self.crs)
+        # pygeofilter's evaluator writes a function call into Python source it then evals, and
+        # any name it does not know resolves to a Python builtin (eval, exec, open): only the
+        # CQL2 functions defined here may ever reach it.
+        unknown = set(function_names(local)) - set(FILTER_FUNCTIONS)
+        if unknown:
+            raise UnsupportedQuery(f"unsupported filter function(s): {', '.join(sorted(unknown))}")
         attribute_map = {name: "geometry" for name in self.geometry_names}
         attribute_map["*"] = "properties.*"
         evaluator = NativeEvaluator(
@@ -578,7 +583,7 @@ def _build_layer(raw: _RawLayer, settings: FileSettings, title: str) -> _Layer:
     if present:
         minx, miny, maxx, maxy = shapely.total_bounds(present).tolist()
         if raw.crs != CRS84:
-            xs, ys = transform_ring(*densified_ring(minx, miny, maxx, maxy), raw.crs, CRS84)
+            xs, ys = box_ring(minx, miny, maxx, maxy, raw.crs, CRS84)
             minx, miny, maxx, maxy = xs.min(), ys.min(), xs.max(), ys.max()
         extent = (float(minx), float(miny), float(maxx), float(maxy))
     kinds = {g.geom_type for g in present}
@@ -718,7 +723,7 @@ class FileConnector(Connector):
         try:
             if query.bbox is not None:
                 box = query.bbox
-                xs, ys = transform_ring(*densified_ring(*box.as_tuple()), box.crs, layer.crs)
+                xs, ys = box_ring(*box.as_tuple(), box.crs, layer.crs)
                 polygon = shapely.Polygon(np.column_stack([xs, ys]))
                 hits: npt.NDArray[np.intp] = layer.tree.query(polygon, predicate="intersects")
                 rows = np.sort(hits)

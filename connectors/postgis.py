@@ -59,7 +59,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from connectors._cql import attributes, reproject_literals
-from connectors._crs import densified_ring, northing_first, transform_ring
+from connectors._crs import box_ring, northing_first
 from connectors.base import (
     CRS84,
     Capabilities,
@@ -616,7 +616,7 @@ class PostgisConnector(Connector):
             minx, miny, maxx, maxy = (float(v) for v in bounds)
             if schema.flip:
                 minx, miny, maxx, maxy = miny, minx, maxy, maxx
-            xs, ys = transform_ring(*densified_ring(minx, miny, maxx, maxy), schema.crs, CRS84)
+            xs, ys = box_ring(minx, miny, maxx, maxy, schema.crs, CRS84)
             extent = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
         temporal = None
         if times is not None:
@@ -672,7 +672,7 @@ class PostgisConnector(Connector):
                 literal(minx, Float), literal(miny, Float), literal(maxx, Float),
                 literal(maxy, Float), literal(schema.srid, Integer),
             )  # fmt: skip
-        xs, ys = transform_ring(*densified_ring(*box.as_tuple()), box.crs, schema.crs)
+        xs, ys = box_ring(*box.as_tuple(), box.crs, schema.crs)
         if schema.flip:
             xs, ys = ys, xs
         polygon = shapely.Polygon(np.column_stack([xs, ys]))
