@@ -265,11 +265,16 @@ class OgcApiFeaturesConnector(Connector):
         """One page of ``collection`` answering ``query``, pushed down as far as it goes."""
         meta = await self._meta(collection)
         params = self._query_parameters(meta, query)
+        output = query.crs if query.crs in meta.crs else CRS84
         check = None
         if query.bbox is not None:
             check = self._plan_bbox(meta, query.bbox, params)
-        if query.crs in meta.crs and query.crs != CRS84:
-            params["crs"] = query.crs
+            if check is not None and _storage_usable(meta):
+                # Test the box on the coordinates as stored: output in another CRS may be
+                # rounded (GoKoala writes CRS84 with 5 decimals), which moves edge cases.
+                output = meta.storage_crs
+        if output != CRS84:
+            params["crs"] = output
         try:
             return await self._collect(collection, params, query, check)
         except UnsupportedQuery:
@@ -471,7 +476,10 @@ class OgcApiFeaturesConnector(Connector):
             )
             filter_crs = CRS84
             encoded = self._encode(meta, expression)
-        params = {"filter": encoded.as_parameter(), "filter-lang": meta.filter_encoding}
+        params = {"filter": encoded.as_parameter()}
+        if meta.filter_encoding != "cql2-text":
+            # cql2-text is the default; GoKoala refuses `filter-lang` as an unknown parameter.
+            params["filter-lang"] = meta.filter_encoding
         if encoded.spatial_literals and filter_crs != CRS84:
             params["filter-crs"] = filter_crs
         return params
@@ -496,7 +504,7 @@ class OgcApiFeaturesConnector(Connector):
         self, meta: _Collection, box: BBox, params: dict[str, str]
     ) -> Callable[[list[Feature], str], list[Feature]] | None:
         """Push ``box`` down; return the exact check to run on what comes back, if needed."""
-        storage_usable = meta.storage_crs == CRS84 or meta.storage_crs in meta.crs
+        storage_usable = _storage_usable(meta)
         if box.crs == meta.storage_crs and storage_usable:
             # The source tests the box in its own CRS, untransformed: the answer is exact.
             params["bbox"] = _number_list(box.as_tuple())
@@ -591,7 +599,7 @@ class OgcApiFeaturesConnector(Connector):
             if page.next_url is None:
                 exhausted = True
                 break
-            if self._paging.get(collection) != "offset":
+            if check is not None or self._paging.get(collection) != "offset":
                 # Where this page ends, the next one starts: a later query for the same
                 # features at this offset resumes here instead of walking from the start.
                 self._remember(key, matched, page.next_url)
@@ -845,6 +853,11 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     default = {"http": 80, "https": 443}.get(parts.scheme)
     return (parts.scheme, (parts.hostname or "").lower(), parts.port or default)
+
+
+def _storage_usable(meta: _Collection) -> bool:
+    """Whether the source accepts its storage CRS as ``crs`` / ``bbox-crs``."""
+    return meta.storage_crs == CRS84 or meta.storage_crs in meta.crs
 
 
 def _is_feature(value: Any) -> bool:
