@@ -689,8 +689,15 @@ class PostgisConnector(Connector):
                 number = int(expected)
             except ValueError:
                 return false()
-            if str(number) == expected:  # "007" is not the text of any integer
-                return column == literal(number, column.type)
+            # Typed, so an index can serve it; "007" is not the text of any integer.
+            return column == literal(number, column.type) if str(number) == expected else false()
+        if kind == "number":
+            # The text of a float is not unique ("1", "1.0", "1e0"): compare the numbers.
+            try:
+                real = float(expected)
+            except ValueError:
+                return false()
+            return column == literal(real, Float) if math.isfinite(real) else false()
         return cast(column, Text) == literal(expected, Text)
 
     def _during(self, schema: _Schema, query: FeatureQuery) -> list[ColumnElement[bool]]:

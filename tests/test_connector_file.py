@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -40,17 +39,13 @@ from connectors.base import (
 from connectors.errors import ConnectorConfigError, UnsupportedQuery, UpstreamUnavailable
 from connectors.file import FileConnector, FileSettings
 from connectors.registry import connector_class
+from tests.shared_data import AFVALBAKKEN, BAG_GPKG, gpkg_rows, needs_shared, require_shared
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-AFVAL = SHARED / "data" / "municipal" / "amsterdam_afvalbakken_2013.geojson"
-BAG = SHARED / "data" / "bag" / "amsterdam_bag_adressen.gpkg"
+AFVAL = AFVALBAKKEN
+BAG = BAG_GPKG
 AFVAL_ID = "amsterdam_afvalbakken_2013"
 WGS84 = "http://www.opengis.net/def/crs/EPSG/0/4326"
 ETRS89 = "http://www.opengis.net/def/crs/EPSG/0/4258"
-
-needs_shared = pytest.mark.skipif(
-    not SHARED.is_dir(), reason=f"needs the shared test data kit at {SHARED}, which is absent"
-)
 
 RD_TO_LONLAT = Transformer.from_crs("EPSG:28992", "OGC:CRS84", always_xy=True)
 LONLAT_TO_RD = Transformer.from_crs("OGC:CRS84", "EPSG:28992", always_xy=True)
@@ -65,42 +60,18 @@ def _afval_features() -> list[dict[str, Any]]:
     return features
 
 
-def _gpkg_geometry(blob: bytes) -> shapely.Geometry:
-    """Decode a GeoPackage geometry blob: 8-byte header, optional envelope, then WKB."""
-    assert blob[:2] == b"GP"
-    flags = blob[3]
-    envelope_bytes = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}[(flags >> 1) & 0b111]
-    return shapely.from_wkb(blob[8 + envelope_bytes :])
-
-
-def _gpkg_rows(table: str) -> list[dict[str, Any]]:
-    """Every row of a GeoPackage table with sqlite3: fid, geometry and attributes."""
-    with sqlite3.connect(f"file:{BAG}?mode=ro", uri=True) as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute(f'SELECT * FROM "{table}" ORDER BY feature_id').fetchall()
-    result = []
-    for row in rows:
-        record = dict(row)
-        fid = record.pop("feature_id")
-        geometry = _gpkg_geometry(record.pop("geom"))
-        result.append({"fid": fid, "geometry": geometry, "properties": record})
-    return result
-
-
 @pytest.fixture(scope="module")
 def afval_reference() -> list[dict[str, Any]]:
     """The GeoJSON's features as json parses them."""
-    if not SHARED.is_dir():
-        pytest.skip(f"needs the shared test data kit at {SHARED}, which is absent")
+    require_shared()
     return _afval_features()
 
 
 @pytest.fixture(scope="module")
 def vbo_reference() -> list[dict[str, Any]]:
     """The verblijfsobjecten table as sqlite3 reads it."""
-    if not SHARED.is_dir():
-        pytest.skip(f"needs the shared test data kit at {SHARED}, which is absent")
-    return _gpkg_rows("verblijfsobjecten")
+    require_shared()
+    return gpkg_rows("verblijfsobjecten")
 
 
 @pytest.fixture(scope="module")
@@ -121,16 +92,14 @@ async def _opened(settings: FileSettings, http: httpx.AsyncClient) -> FileConnec
 def afval(http: httpx.AsyncClient) -> FileConnector:
     """The afvalbakken GeoJSON with CREATE_DAT as its time field (opened once per module:
     the connector holds no event-loop state)."""
-    if not SHARED.is_dir():
-        pytest.skip(f"needs the shared test data kit at {SHARED}, which is absent")
+    require_shared()
     return asyncio.run(_opened(FileSettings(path=AFVAL, time_field="CREATE_DAT"), http))
 
 
 @pytest.fixture(scope="module")
 def bag(http: httpx.AsyncClient) -> FileConnector:
     """The BAG GeoPackage with all of its feature tables."""
-    if not SHARED.is_dir():
-        pytest.skip(f"needs the shared test data kit at {SHARED}, which is absent")
+    require_shared()
     return asyncio.run(_opened(FileSettings(path=BAG), http))
 
 
@@ -262,7 +231,7 @@ async def test_describe_geopackage(bag: FileConnector) -> None:
         page = await bag.query(name, FeatureQuery(limit=1))
         assert page.number_matched == expected
     # The single standplaats: its CRS84 extent is its own point, transformed within 1 cm.
-    (stand,) = _gpkg_rows("standplaatsen")
+    (stand,) = gpkg_rows("standplaatsen")
     lon, lat = RD_TO_LONLAT.transform(stand["geometry"].x, stand["geometry"].y)
     minx, miny, maxx, maxy = infos["standplaatsen"].extent_crs84 or (0, 0, 0, 0)
     assert (minx, miny) == (maxx, maxy)
