@@ -270,8 +270,9 @@ FILTER_FUNCTIONS: dict[str, Callable[[str], str]] = {
 }
 
 # A comparison with a null value raises TypeError (and casei/accenti of null AttributeError);
-# a spatial test on a missing geometry raises AttributeError. None of these is a match.
-_NO_MATCH = (TypeError, AttributeError, shapely.errors.GEOSException)
+# a spatial test on a missing geometry raises AttributeError; division by zero has no value
+# (as in SQL). None of these is a match.
+_NO_MATCH = (TypeError, AttributeError, ZeroDivisionError, shapely.errors.GEOSException)
 
 
 # --- layers ------------------------------------------------------------------------------

@@ -603,6 +603,12 @@ async def test_date_fields_compare_as_dates(bag: FileConnector, vbo_reference: l
     assert [f["id"] for f in got] == expected
 
 
+async def test_division_by_zero_matches_nothing(afval: FileConnector) -> None:
+    expression = parse_cql2_text("ID / 0 > 1 OR ID / (ID - ID) < 1")
+    assert afval.supports_filter(AFVAL_ID, expression)
+    assert await _all(afval, AFVAL_ID, filter=expression) == []
+
+
 def test_supports_filter(afval: FileConnector) -> None:
     assert afval.supports_filter(AFVAL_ID, parse_cql2_text("ID > 5 AND S_INTERSECTS(geom, POINT(4.9 52.37))"))
     assert not afval.supports_filter(AFVAL_ID, parse_cql2_text("unknown_field = 1"))

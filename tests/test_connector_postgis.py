@@ -524,6 +524,12 @@ async def test_cql2_json_filter(
     assert _ids(await _all(vbo, filter=expression)) == expected
 
 
+async def test_division_by_zero_matches_nothing(vbo: PostgisConnector) -> None:
+    expression = parse_cql2_text("huisnummer / 0 > 1 OR huisnummer / (huisnummer - huisnummer) < 1")
+    assert vbo.supports_filter(TABLE, expression)
+    assert await _all(vbo, filter=expression) == []
+
+
 @pytest.mark.parametrize(
     "text",
     [
