@@ -308,6 +308,10 @@ class _Layer:
     time_end: npt.NDArray[np.int64]
     time_known: npt.NDArray[np.bool_]
     all_rows: npt.NDArray[np.intp]
+    bounds: BaseGeometry | None
+    """The box around every geometry, in the data CRS."""
+    located_rows: npt.NDArray[np.intp]
+    """Rows that have a geometry."""
     _text: dict[str, npt.NDArray[np.object_]] = field(default_factory=dict)
     _ranks: dict[tuple[str, bool], npt.NDArray[np.int64]] = field(default_factory=dict)
     _predicates: dict[tuple[str, str], Callable[[dict[str, Any]], bool]] = field(default_factory=dict)
@@ -581,8 +585,10 @@ def _build_layer(raw: _RawLayer, settings: FileSettings, title: str) -> _Layer:
     tree = shapely.STRtree(geometries)
     present = [g for g in raw.geometries if g is not None]
     extent = None
+    bounds = None
     if present:
         minx, miny, maxx, maxy = shapely.total_bounds(present).tolist()
+        bounds = shapely.box(minx, miny, maxx, maxy)
         if raw.crs != CRS84:
             xs, ys = box_ring(minx, miny, maxx, maxy, raw.crs, CRS84)
             minx, miny, maxx, maxy = xs.min(), ys.min(), xs.max(), ys.max()
@@ -619,6 +625,8 @@ def _build_layer(raw: _RawLayer, settings: FileSettings, title: str) -> _Layer:
         time_end=time_end,
         time_known=time_known,
         all_rows=np.arange(count, dtype=np.intp),
+        bounds=bounds,
+        located_rows=np.array([i for i, g in enumerate(raw.geometries) if g is not None], dtype=np.intp),
     )
 
 
@@ -726,8 +734,11 @@ class FileConnector(Connector):
                 box = query.bbox
                 xs, ys = box_ring(*box.as_tuple(), box.crs, layer.crs)
                 polygon = shapely.Polygon(np.column_stack([xs, ys]))
-                hits: npt.NDArray[np.intp] = layer.tree.query(polygon, predicate="intersects")
-                rows = np.sort(hits)
+                if layer.bounds is not None and polygon.covers(layer.bounds):
+                    rows = layer.located_rows  # a zoomed-out map: no need to test each feature
+                else:
+                    hits: npt.NDArray[np.intp] = layer.tree.query(polygon, predicate="intersects")
+                    rows = np.sort(hits)
             else:
                 rows = layer.all_rows
             for name, expected in query.property_equals.items():

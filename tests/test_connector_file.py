@@ -687,6 +687,10 @@ async def test_feature_ids_null_geometry_and_legacy_crs(tmp_path: Path, http: ht
         "small", FeatureQuery(limit=10, bbox=BBox(120000, 486000, 121500, 487500, crs=RD_NEW))
     )
     assert [f["id"] for f in hits.features] == ["a-1"]
+    everywhere = await connector.query(
+        "small", FeatureQuery(limit=10, bbox=BBox(0, 300000, 280000, 625000, crs=RD_NEW))
+    )
+    assert [f["id"] for f in everywhere.features] == ["a-1", 3]  # not the feature without geometry
     no_geometry = await connector.get_feature("small", "a-2", crs=RD_NEW)
     assert no_geometry is not None and no_geometry["geometry"] is None
     flagged = await connector.query("small", FeatureQuery(limit=10, property_equals={"ok": "true"}))
