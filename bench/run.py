@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
-from bench.load import PROFILES, Profile, compare, new_client
+from bench.load import PROFILES, LoadGenerator, Profile, compare, load_generator, new_client
 from bench.report import Row, goal_lines, goals, table, write_json
 from bench.scenarios import SCENARIOS, Comparison, Target, comparisons, hub_sources
 from tests.fixtures.postgis import PostgisServer
@@ -58,28 +58,33 @@ def _machine() -> dict[str, Any]:
     }
 
 
-async def _measure(plan: list[Comparison], profile: Profile, progress: Callable[[str], None]) -> list[Row]:
+async def _measure(
+    plan: list[Comparison], profile: Profile, generator: LoadGenerator, progress: Callable[[str], None]
+) -> list[Row]:
     """Run every query of every comparison, one after the other."""
     rows: list[Row] = []
-    for comparison in plan:
-        async with new_client(profile.concurrency) as a, new_client(profile.concurrency) as b:
-            for query in comparison.queries:
-                started = time.monotonic()
-                baseline, candidate = await compare(
-                    comparison.baseline.url(query),
-                    comparison.candidate.url(query),
-                    profile,
-                    (a, b),
-                    (comparison.baseline.pid, comparison.candidate.pid),
-                )
-                row = Row(comparison, query, baseline, candidate)
-                rows.append(row)
-                progress(
-                    f"  [{comparison.scenario}] {comparison.dataset.key} {query.name}: "
-                    f"p50 {baseline.p50_ms:.1f} / {candidate.p50_ms:.1f} ms, "
-                    f"{baseline.throughput_rps:.1f} / {candidate.throughput_rps:.1f} req/s "
-                    f"({time.monotonic() - started:.0f} s)"
-                )
+    async with new_client(1) as warm_client:
+        try:
+            for comparison in plan:
+                for query in comparison.queries:
+                    started = time.monotonic()
+                    baseline, candidate = await compare(
+                        (comparison.baseline.url(query), comparison.candidate.url(query)),
+                        profile,
+                        generator,
+                        warm_client,
+                        (comparison.baseline.pid, comparison.candidate.pid),
+                    )
+                    row = Row(comparison, query, baseline, candidate)
+                    rows.append(row)
+                    progress(
+                        f"  [{comparison.scenario}] {comparison.dataset.key} {query.name}: "
+                        f"p50 {baseline.p50_ms:.1f} / {candidate.p50_ms:.1f} ms, "
+                        f"{baseline.throughput_rps:.1f} / {candidate.throughput_rps:.1f} req/s "
+                        f"({time.monotonic() - started:.0f} s)"
+                    )
+        finally:
+            await generator.aclose()
     return rows
 
 
@@ -96,14 +101,25 @@ def run_benchmark(
     scenarios: Sequence[str] = SCENARIOS,
     *,
     postgis: PostgisServer | None = None,
+    load: str = "auto",
     progress: Callable[[str], None] = _progress,
 ) -> Result:
     """Start the servers, measure every scenario, stop the servers; return the report.
 
-    ``postgis`` reuses a running cluster (the test fixture's) instead of starting one. Raises
+    ``postgis`` reuses a running cluster (the test fixture's) instead of starting one; ``load``
+    is the load generator (``auto``: hey when installed, else httpx). Raises
     ``servers.ComponentError`` when anything the chosen scenarios need cannot start.
     """
     chosen = tuple(s for s in SCENARIOS if s in scenarios)
+    try:
+        generator = load_generator(load, profile.concurrency)
+    except FileNotFoundError as exc:
+        raise servers.ComponentError("load generator", str(exc)) from exc
+    if load == "auto" and generator.name != "hey":
+        progress(
+            "note: hey is not installed (apt-get install hey); the load comes from httpx in this "
+            "process, whose CPU use caps the throughput of the fastest servers"
+        )
     if not servers.DATA_DIR.is_dir():
         raise servers.ComponentError("data", f"the shared data folder {servers.DATA_DIR} is absent")
     started_at = datetime.now(UTC)
@@ -128,9 +144,9 @@ def run_benchmark(
             Target("pygeoapi", pygeoapi.base_url, "", pygeoapi.process.pid),
             Target("hub", f"{hub.base_url}/ogc/v1", "", hub.process.pid),
         )
-        progress(f"measuring ({profile.name} profile) ...")
+        progress(f"measuring ({profile.name} profile, load from {generator.name}) ...")
         before = os.getloadavg()
-        rows = asyncio.run(_measure(plan, profile, progress))
+        rows = asyncio.run(_measure(plan, profile, generator, progress))
         machine = _machine()
         machine["load_average_before"] = [round(v, 2) for v in before]
     finished_at = datetime.now(UTC)
@@ -138,6 +154,7 @@ def run_benchmark(
         "started": started_at.isoformat(timespec="seconds"),
         "seconds": round((finished_at - started_at).total_seconds(), 1),
         "profile": vars(profile),
+        "load_generator": generator.name,
         "scenarios": list(chosen),
         "machine": machine,
         "rows": [row.as_json() for row in rows],
@@ -161,13 +178,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=SCENARIOS,
         help="run only this scenario (repeatable); default: all",
     )
+    parser.add_argument(
+        "--load",
+        choices=["auto", "hey", "httpx"],
+        default="auto",
+        help="load generator (auto: hey when installed, else httpx)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     args = parser.parse_args(argv)
     profile = PROFILES["quick" if args.quick else args.profile]
     scenarios = tuple(args.scenario or SCENARIOS)
     command = " ".join([Path(sys.executable).name, "-m", "bench", *(argv or sys.argv[1:])])
     try:
-        result = run_benchmark(profile, scenarios)
+        result = run_benchmark(profile, scenarios, load=args.load)
     except servers.ComponentError as exc:
         print(f"benchmark not run: {exc.component} could not start: {exc.reason}", file=sys.stderr)
         return EXIT_COMPONENT
@@ -177,7 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(goal_lines(report["goals"]))
     stamp = report["started"].replace(":", "").replace("-", "")
     path = write_json(report, args.results, stamp)
-    print(f"\n{len(rows)} queries in {report['seconds']:.0f} s ({profile.name} profile); JSON: {path}")
+    print(
+        f"\n{len(rows)} queries in {report['seconds']:.0f} s ({profile.name} profile, load from "
+        f"{report['load_generator']}); JSON: {path}"
+    )
     failed = [row for row in rows if not row.all_ok]
     for row in failed:
         errors = row.baseline.errors + row.candidate.errors
