@@ -278,11 +278,20 @@ class OgcApiFeaturesConnector(Connector):
         try:
             return await self._collect(collection, params, query, check)
         except UnsupportedQuery:
-            if query.filter is not None:
-                # A source that declares CQL2 and still refuses our filter is not asked again;
-                # the hub evaluates filters for it from now on.
+            if "filter" in params and await self._answers_without_filter(collection, params):
+                # The source declares CQL2 yet refuses our filter (GoKoala does): it is not
+                # asked again, and the hub evaluates filters for it from now on.
                 self._filter_rejected.add(collection)
             raise
+
+    async def _answers_without_filter(self, collection: str, params: dict[str, str]) -> bool:
+        """Whether the query the source refused succeeds once the filter is left out."""
+        probe = {k: v for k, v in params.items() if k not in {"filter", "filter-lang", "filter-crs"}}
+        try:
+            response = await self._get(self._items_url(collection), {**probe, "limit": "1"})
+        except ConnectorError:
+            return False
+        return response.is_success
 
     async def get_feature(self, collection: str, feature_id: str, *, crs: str) -> Feature | None:
         """One feature by id in ``crs`` (``None`` when the source answers 404)."""
@@ -566,6 +575,7 @@ class OgcApiFeaturesConnector(Connector):
                 matched, url = bookmark
                 request, to_skip, resumed = (url, None), skip - matched, True
 
+        origin = matched
         out: list[Feature] = []
         crs: str | None = None
         number_matched: int | None = None
@@ -625,7 +635,10 @@ class OgcApiFeaturesConnector(Connector):
             has_more = True
         elif exhausted:
             has_more = False
-            if check is not None and not resumed:
+            # Every match up to the end has been counted (a resumed walk starts at a bookmark
+            # that knows how many came before it), so the total is known exactly, unless the
+            # first page asked for already lay beyond the end.
+            if (check is not None or number_matched is None) and (origin == 0 or matched > origin):
                 number_matched = matched
         else:
             has_more = True

@@ -219,6 +219,10 @@ async def test_paging_an_ogr_collection_without_number_matched(
     assert set(ids) == set(fids)
     assert [p[0] for p in pages] == [700, 700, 436]
     assert pages[-1][2] is False
+    # pygeoapi's OGR provider gives no numberMatched; at the end the count is known anyway.
+    assert [p[1] for p in pages] == [None, None, len(fids)]
+    beyond = await pygeoapi.query("verblijfsobjecten", FeatureQuery(limit=10, offset=5000))
+    assert beyond.features == [] and beyond.has_more is False and beyond.number_matched is None
 
 
 async def test_offset_in_the_middle(pygeoapi: OgcApiFeaturesConnector) -> None:
@@ -560,6 +564,7 @@ async def test_reading_a_cursor_server_through(gokoala: OgcApiFeaturesConnector)
     assert [int(f["id"]) for f in features] == fids
     assert [p[0] for p in pages] == [500, 500, 500, 336]
     assert [p[2] for p in pages] == [True, True, True, False]
+    assert [p[1] for p in pages] == [None, None, None, len(fids)]
     lon, lat = rd_to_crs84().transform(xy[:, 0], xy[:, 1])
     got = np.array([f["geometry"]["coordinates"] for f in features])
     assert np.max(np.abs(got[:, 0] - lon)) <= 0.5e-5 + 1e-12  # GoKoala rounds to 5 decimals
@@ -593,6 +598,20 @@ async def test_a_declared_but_refused_filter_is_not_pushed_again(
         await gokoala.query("verblijfsobjecten", FeatureQuery(limit=5, filter=expression))
     assert "CQL filter param is currently not supported" in caught.value.message
     assert not gokoala.supports_filter("verblijfsobjecten", expression)
+
+
+async def test_a_refusal_for_another_reason_keeps_the_filter_pushed(
+    gokoala: OgcApiFeaturesConnector,
+) -> None:
+    await gokoala.describe()
+    expression = parse_cql2("postcode = '1013LA'")
+    moment = Interval(datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 1, 1, tzinfo=UTC))
+    with pytest.raises(UnsupportedQuery) as caught:
+        await gokoala.query(
+            "verblijfsobjecten", FeatureQuery(limit=5, filter=expression, datetime=moment)
+        )
+    assert "datetime" in caught.value.message
+    assert gokoala.supports_filter("verblijfsobjecten", expression)
 
 
 async def test_get_feature_from_a_cursor_server(gokoala: OgcApiFeaturesConnector) -> None:
