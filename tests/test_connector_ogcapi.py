@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from connectors.base import CRS84, ETRS89, RD_NEW, BBox, FeatureQuery, Interval
+from connectors.base import CRS84, ETRS89, RD_NEW, BBox, FeatureQuery, Interval, SortKey
 from connectors.errors import (
     ConnectorConfigError,
     UnsupportedQuery,
@@ -769,3 +769,120 @@ def test_settings_refuse_secret_values_and_bad_urls() -> None:
         OgcApiFeaturesSettings(url="https://example.org", headers_env={"Authorization": "Bearer x"})
     settings = OgcApiFeaturesSettings(url="https://example.org/api/", page_size=500)
     assert settings.url == "https://example.org/api"
+
+
+# -- what is sent to a source that declares everything -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recording() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """A source declaring Part 3, CQL2 (JSON only, spatial functions) and sorting, that answers
+    every items request with one feature and records the query parameters it got."""
+    seen: list[dict[str, str]] = []
+    conformance = [
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+        "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+        "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+        "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+        "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+        "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+        "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+        "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+        "http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/sorting",
+    ]
+
+    async def landing(request: Request) -> Response:
+        return JSONResponse({"links": []})
+
+    async def conf(request: Request) -> Response:
+        return JSONResponse({"conformsTo": conformance})
+
+    async def collections(request: Request) -> Response:
+        return JSONResponse({"collections": [await _collection()], "crs": [CRS84, RD_NEW]})
+
+    async def _collection() -> dict[str, Any]:
+        return {"id": "things", "crs": ["#/crs"], "storageCrs": RD_NEW}
+
+    async def collection(request: Request) -> Response:
+        return JSONResponse(await _collection())
+
+    async def items(request: Request) -> Response:
+        seen.append(dict(request.query_params))
+        feature = {"type": "Feature", "id": 1, "properties": {}, "geometry": None}
+        return JSONResponse({"type": "FeatureCollection", "features": [feature]})
+
+    app = Starlette(
+        routes=[
+            Route("/", landing),
+            Route("/conformance", conf),
+            Route("/collections", collections),
+            Route("/collections/things", collection),
+            Route("/collections/things/items", items),
+        ]
+    )
+    with serve(app) as base_url:
+        yield base_url, seen
+
+
+async def test_pushdown_parameters_for_a_fully_declared_source(
+    recording: tuple[str, list[dict[str, str]]], http: httpx.AsyncClient
+) -> None:
+    base_url, seen = recording
+    connector = make(base_url, http)
+    [info] = await connector.describe()
+    assert info.crs == [CRS84, RD_NEW]  # "#/crs" expanded to the server-wide list
+    assert info.capabilities.filter and info.capabilities.sort
+
+    expression = parse_cql2("S_INTERSECTS(geometry, POINT(121000 487000)) AND kind IN ('a', 'b')")
+    assert connector.supports_filter("things", expression)
+    await connector.query(
+        "things",
+        FeatureQuery(
+            limit=5,
+            filter=expression,
+            filter_crs=RD_NEW,
+            sortby=(SortKey("kind"), SortKey("height", ascending=False)),
+            property_equals={"status": "open"},
+            datetime=Interval(datetime(2024, 1, 1, tzinfo=UTC), None),
+            crs=RD_NEW,
+        ),
+    )
+    sent = seen[-1]
+    assert json.loads(sent["filter"]) == {
+        "op": "and",
+        "args": [
+            {"op": "s_intersects", "args": [{"property": "geometry"},
+                                            {"type": "Point", "coordinates": [121000.0, 487000.0]}]},
+            {"op": "in", "args": [{"property": "kind"}, ["a", "b"]]},
+        ],
+    }  # fmt: skip
+    assert sent["filter-lang"] == "cql2-json"
+    assert sent["filter-crs"] == RD_NEW
+    assert sent["sortby"] == "kind,-height"
+    assert sent["status"] == "open"
+    assert sent["datetime"] == "2024-01-01T00:00:00Z/.."
+    assert sent["crs"] == RD_NEW
+    assert sent["limit"] == "5"
+
+    # Literals in a CRS the source does not offer are sent in CRS84 instead.
+    in_etrs = parse_cql2("S_INTERSECTS(geometry, POINT(52.37 4.89))")
+    await connector.query("things", FeatureQuery(limit=1, filter=in_etrs, filter_crs=ETRS89))
+    sent = seen[-1]
+    assert "filter-crs" not in sent
+    lon, lat = json.loads(sent["filter"])["args"][1]["coordinates"]
+    assert (lon, lat) == pytest.approx((4.89, 52.37), abs=1e-9)
+
+    # Nothing the source does not declare is pushed.
+    assert not connector.supports_filter("things", parse_cql2("name LIKE 'x%' AND height + 1 > 3"))
+    with pytest.raises(UnsupportedQuery):
+        await connector.query(
+            "things", FeatureQuery(limit=1, property_equals={"limit": "3"})
+        )
+
+
+async def test_own_client_when_tls_is_not_verified(http: httpx.AsyncClient) -> None:
+    connector = make("https://example.invalid", http, verify_tls=False)
+    await connector.open()
+    assert connector._own_client is not None and connector._own_client is not http
+    await connector.close()
+    assert connector._own_client is None
