@@ -310,7 +310,10 @@ class OgcApiFeaturesConnector(Connector):
         got = _content_crs(response)
         if got != crs and feature.get("geometry"):
             # The caller gets exactly the CRS it asked for; the source could not produce it.
-            feature["geometry"] = _transform_geometry(feature["geometry"], got, crs)
+            try:
+                feature["geometry"] = _transform_geometry(feature["geometry"], got, crs)
+            except (UnsupportedQuery, ValueError, TypeError, AttributeError) as exc:
+                raise self._invalid(f"the feature cannot be read in {got}: {exc}") from exc
         return feature
 
     def supports_filter(self, collection: str, expression: ast.Node) -> bool:
@@ -532,7 +535,10 @@ class OgcApiFeaturesConnector(Connector):
         shapely.prepare(polygon)
 
         def inside(features: list[Feature], crs: str) -> list[Feature]:
-            return [f for f in features if _intersects(f.get("geometry"), crs, box.crs, polygon)]
+            try:
+                return [f for f in features if _intersects(f.get("geometry"), crs, box.crs, polygon)]
+            except UnsupportedQuery as exc:
+                raise self._invalid(f"the source answered in an unknown CRS {crs!r}") from exc
 
         return inside
 
@@ -700,8 +706,10 @@ class OgcApiFeaturesConnector(Connector):
         query = dict(parse_qsl(target.query.decode()))
         if "offset" in query:
             next_params = {**(params or {}), **query}
-            url = httpx.URL(self._items_url(collection), params=next_params)
-            return str(url)
+            try:
+                return str(httpx.URL(self._items_url(collection), params=next_params))
+            except httpx.InvalidURL as exc:
+                raise self._invalid("the source gave an unreadable next link") from exc
         raise self._invalid("the source's next link points to another host")
 
     def _learn_paging(self, collection: str, next_url: str | None) -> None:
