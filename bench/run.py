@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -88,6 +88,40 @@ async def _measure(
     return rows
 
 
+@contextlib.contextmanager
+def serve(
+    scenarios: Sequence[str],
+    *,
+    postgis: PostgisServer | None = None,
+    progress: Callable[[str], None] = _progress,
+) -> Iterator[list[Comparison]]:
+    """Run the servers the scenarios need; yield what to compare; stop them afterwards."""
+    chosen = tuple(s for s in SCENARIOS if s in scenarios)
+    if not servers.DATA_DIR.is_dir():
+        raise servers.ComponentError("data", f"the shared data folder {servers.DATA_DIR} is absent")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        table_info = None
+        if "postgis" in chosen:
+            progress("starting PostGIS and loading verblijfsobjecten ...")
+            server = postgis if postgis is not None else stack.enter_context(servers.postgis_cluster())
+            table_info = servers.load_verblijfsobjecten(server)
+        progress("starting pygeoapi ...")
+        pygeoapi = servers.start_pygeoapi(workdir, table_info)
+        stack.callback(pygeoapi.stop)
+        progress("starting the hub ...")
+        sources = hub_sources(chosen, pygeoapi.base_url, table_info)
+        served = [c["id"] for s in sources for c in s["collections"]]
+        hub = servers.start_hub(workdir, sources, served)
+        stack.callback(hub.stop)
+        yield comparisons(
+            chosen,
+            Target("pygeoapi", pygeoapi.base_url, "", pygeoapi.process.pid),
+            Target("hub", f"{hub.base_url}/ogc/v1", "", hub.process.pid),
+        )
+
+
 @dataclass
 class Result:
     """The JSON-ready report and the measured rows it was made from."""
@@ -120,30 +154,8 @@ def run_benchmark(
             "note: hey is not installed (apt-get install hey); the load comes from httpx in this "
             "process, whose CPU use caps the throughput of the fastest servers"
         )
-    if not servers.DATA_DIR.is_dir():
-        raise servers.ComponentError("data", f"the shared data folder {servers.DATA_DIR} is absent")
     started_at = datetime.now(UTC)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
-    with contextlib.ExitStack() as stack:
-        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        table_info = None
-        if "postgis" in chosen:
-            progress("starting PostGIS and loading verblijfsobjecten ...")
-            server = postgis if postgis is not None else stack.enter_context(servers.postgis_cluster())
-            table_info = servers.load_verblijfsobjecten(server)
-        progress("starting pygeoapi ...")
-        pygeoapi = servers.start_pygeoapi(workdir, table_info)
-        stack.callback(pygeoapi.stop)
-        progress("starting the hub ...")
-        sources = hub_sources(chosen, pygeoapi.base_url, table_info)
-        plan_ids = [c["id"] for s in sources for c in s["collections"]]
-        hub = servers.start_hub(workdir, sources, plan_ids)
-        stack.callback(hub.stop)
-        plan = comparisons(
-            chosen,
-            Target("pygeoapi", pygeoapi.base_url, "", pygeoapi.process.pid),
-            Target("hub", f"{hub.base_url}/ogc/v1", "", hub.process.pid),
-        )
+    with serve(chosen, postgis=postgis, progress=progress) as plan:
         progress(f"measuring ({profile.name} profile, load from {generator.name}) ...")
         before = os.getloadavg()
         rows = asyncio.run(_measure(plan, profile, generator, progress))
