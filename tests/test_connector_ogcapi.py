@@ -131,9 +131,7 @@ async def read_all(
     features: list[dict[str, Any]] = []
     pages: list[Any] = []
     while True:
-        page = await connector.query(
-            collection, FeatureQuery(limit=limit, offset=len(features), **query)
-        )
+        page = await connector.query(collection, FeatureQuery(limit=limit, offset=len(features), **query))
         features.extend(page.features)
         pages.append((len(page.features), page.number_matched, page.has_more, page.crs))
         if not page.has_more:
@@ -197,9 +195,7 @@ async def test_paging_afvalbakken_returns_the_file_exactly(
     features, pages = await read_all(pygeoapi, "afvalbakken", 1000)
     # The file repeats some features verbatim (1,507 distinct of 3,049), so compare as
     # multisets: any page overlap or gap changes the counts.
-    assert Counter(feature_key(f) for f in features) == Counter(
-        feature_key(f) for f in afvalbakken()
-    )
+    assert Counter(feature_key(f) for f in features) == Counter(feature_key(f) for f in afvalbakken())
     assert len(features) == len(afvalbakken()) == 3049
     # pygeoapi caps a page at MAX_ITEMS; the connector follows next links to fill 1000.
     assert MAX_ITEMS < 1000
@@ -267,9 +263,7 @@ def brute_force_vbo(box: BBox) -> set[int]:
     ],
     ids=["crs84", "rd-a", "rd-b"],
 )
-async def test_bbox_on_afvalbakken_equals_brute_force(
-    pygeoapi: OgcApiFeaturesConnector, box: BBox
-) -> None:
+async def test_bbox_on_afvalbakken_equals_brute_force(pygeoapi: OgcApiFeaturesConnector, box: BBox) -> None:
     expected = brute_force_afval(box)
     assert 50 < sum(expected.values()) < 3000
     features, _ = await read_all(pygeoapi, "afvalbakken", 1000, bbox=box)
@@ -337,9 +331,7 @@ async def test_crs_28992_is_pushed_down_and_exact(pygeoapi: OgcApiFeaturesConnec
     lat = np.array([f["geometry"]["coordinates"][1] for f in source])
     xs, ys = crs84_to_rd().transform(lon, lat)
     got = np.array([f["geometry"]["coordinates"][:2] for f in page.features])
-    assert [f["properties"]["ID"] for f in page.features] == [
-        f["properties"]["ID"] for f in source
-    ]
+    assert [f["properties"]["ID"] for f in page.features] == [f["properties"]["ID"] for f in source]
     assert np.max(np.abs(got[:, 0] - xs)) < 0.01
     assert np.max(np.abs(got[:, 1] - ys)) < 0.01
 
@@ -362,9 +354,7 @@ async def test_unoffered_crs_is_not_pushed(pygeoapi: OgcApiFeaturesConnector) ->
     mercator = "http://www.opengis.net/def/crs/EPSG/0/3857"
     page = await pygeoapi.query("afvalbakken", FeatureQuery(limit=3, crs=mercator))
     assert page.crs == CRS84
-    assert page.features[0]["geometry"]["coordinates"] == afvalbakken()[0]["geometry"][
-        "coordinates"
-    ]
+    assert page.features[0]["geometry"]["coordinates"] == afvalbakken()[0]["geometry"]["coordinates"]
 
 
 # -- pygeoapi: single features, properties, datetime, filter ------------------------------------
@@ -406,12 +396,8 @@ async def test_get_feature_in_a_crs_the_source_lacks_is_transformed_here(
 
 
 async def test_property_equality_is_pushed_down(pygeoapi: OgcApiFeaturesConnector) -> None:
-    expected = Counter(
-        feature_key(f) for f in afvalbakken() if f["properties"]["SOORT"] == "Afwijkend"
-    )
-    features, pages = await read_all(
-        pygeoapi, "afvalbakken", 50, property_equals={"SOORT": "Afwijkend"}
-    )
+    expected = Counter(feature_key(f) for f in afvalbakken() if f["properties"]["SOORT"] == "Afwijkend")
+    features, pages = await read_all(pygeoapi, "afvalbakken", 50, property_equals={"SOORT": "Afwijkend"})
     assert Counter(feature_key(f) for f in features) == expected
     assert pages[0][1] == sum(expected.values()) == 174
 
@@ -449,9 +435,7 @@ async def test_supports_filter_follows_the_declared_cql2_classes(
     # pygeoapi declares basic-cql2 only: comparisons yes, LIKE / spatial functions no.
     assert pygeoapi.supports_filter("afvalbakken", parse_cql2("ID >= 10 AND SOORT <> 'x'"))
     assert not pygeoapi.supports_filter("afvalbakken", parse_cql2("SOORT LIKE 'Afw%'"))
-    assert not pygeoapi.supports_filter(
-        "afvalbakken", parse_cql2("S_INTERSECTS(geometry, POINT(4.9 52.37))")
-    )
+    assert not pygeoapi.supports_filter("afvalbakken", parse_cql2("S_INTERSECTS(geometry, POINT(4.9 52.37))"))
     # A quote cannot be written so that pygeoapi's parser reads it back.
     quoted = ast.Equal(ast.Attribute("SOORT"), "it's")
     assert not pygeoapi.supports_filter("afvalbakken", quoted)
@@ -607,9 +591,7 @@ async def test_a_refusal_for_another_reason_keeps_the_filter_pushed(
     expression = parse_cql2("postcode = '1013LA'")
     moment = Interval(datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 1, 1, tzinfo=UTC))
     with pytest.raises(UnsupportedQuery) as caught:
-        await gokoala.query(
-            "verblijfsobjecten", FeatureQuery(limit=5, filter=expression, datetime=moment)
-        )
+        await gokoala.query("verblijfsobjecten", FeatureQuery(limit=5, filter=expression, datetime=moment))
     assert "datetime" in caught.value.message
     assert gokoala.supports_filter("verblijfsobjecten", expression)
 
@@ -682,9 +664,7 @@ def misbehaving() -> Iterator[str]:
         Route("/{kind}/collections/{cid}", collection),
     ]
     kinds = {"notjson": not_json, "notfeatures": not_features, "items500": broken}
-    routes += [
-        Route(f"/{kind}/collections/{{cid}}/items", handler) for kind, handler in kinds.items()
-    ]
+    routes += [Route(f"/{kind}/collections/{{cid}}/items", handler) for kind, handler in kinds.items()]
     routes.append(Route("/{kind}", landing))
     with serve(Starlette(routes=routes)) as base_url:
         yield base_url
@@ -708,9 +688,7 @@ async def test_slow_server_times_out(misbehaving: str, http: httpx.AsyncClient) 
 
 
 @pytest.mark.parametrize("kind", ["html", "notjson", "notfeatures"])
-async def test_garbage_is_an_invalid_response(
-    misbehaving: str, http: httpx.AsyncClient, kind: str
-) -> None:
+async def test_garbage_is_an_invalid_response(misbehaving: str, http: httpx.AsyncClient, kind: str) -> None:
     connector = make(f"{misbehaving}/{kind}", http)
     with pytest.raises(UpstreamInvalidResponse):
         if kind == "html":
@@ -734,9 +712,7 @@ async def test_server_error_is_unavailable(misbehaving: str, http: httpx.AsyncCl
         await make(f"{misbehaving}/items500", http).query("things", FeatureQuery(limit=1))
 
 
-async def test_redirects_stay_on_the_source_host(
-    misbehaving: str, http: httpx.AsyncClient
-) -> None:
+async def test_redirects_stay_on_the_source_host(misbehaving: str, http: httpx.AsyncClient) -> None:
     with pytest.raises(UpstreamInvalidResponse) as caught:
         await make(f"{misbehaving}/away", http).describe()
     assert "another host" in caught.value.message
@@ -875,9 +851,7 @@ async def test_pushdown_parameters_for_a_fully_declared_source(
     # Nothing the source does not declare is pushed.
     assert not connector.supports_filter("things", parse_cql2("name LIKE 'x%' AND height + 1 > 3"))
     with pytest.raises(UnsupportedQuery):
-        await connector.query(
-            "things", FeatureQuery(limit=1, property_equals={"limit": "3"})
-        )
+        await connector.query("things", FeatureQuery(limit=1, property_equals={"limit": "3"}))
 
 
 async def test_own_client_when_tls_is_not_verified(http: httpx.AsyncClient) -> None:

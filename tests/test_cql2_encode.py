@@ -57,9 +57,7 @@ def test_literal_on_the_left_is_mirrored() -> None:
 
 
 def test_json_follows_the_cql2_json_schema() -> None:
-    expression = parse(
-        "height BETWEEN 1 AND 2 AND built > DATE('1900-01-01') AND name IS NOT NULL"
-    )
+    expression = parse("height BETWEEN 1 AND 2 AND built > DATE('1900-01-01') AND name IS NOT NULL")
     assert encode(expression, "cql2-json").value == {
         "op": "and",
         "args": [

@@ -269,6 +269,21 @@ def test_filters_on_rd_data_with_crs84_literals(hub: str, verblijfsobjecten: Any
     }
 
 
+def test_cql2_json_bbox_literal(hub: str, afvalbakken: dict[str, Any]) -> None:
+    box = (4.88, 52.36, 4.90, 52.37)
+    cql_json = {"op": "s_intersects", "args": [{"property": "geometry"}, {"bbox": list(box)}]}
+    expected = {
+        f["_fid"]
+        for f in afvalbakken["features"]
+        if shapely.box(*box).intersects(shapely.geometry.shape(f["geometry"]))
+    }
+    got = get_all(
+        f"{hub}/collections/afvalbakken/items",
+        {"filter": json.dumps(cql_json), "filter-lang": "cql2-json", "limit": 1000},
+    )
+    assert expected and {str(f["id"]) for f in got} == expected
+
+
 def test_sort_properties_and_skip_geometry(hub: str, afvalbakken: dict[str, Any]) -> None:
     page = httpx.get(
         f"{hub}/collections/afvalbakken/items",
@@ -321,6 +336,8 @@ def test_single_item_and_missing_item(hub: str, verblijfsobjecten: Any) -> None:
         ({"offset": "-1"}, "offset"),
         ({"datetime": "2020-01-01"}, "temporal"),
         ({"filter-lang": "cql2-json", "filter": "{not json"}, "not valid"),
+        ({"filter": "eval('1+1') = 2"}, "not supported"),
+        ({"filter": "SOORT = open('/etc/passwd')"}, "not supported"),
     ],
 )
 def test_bad_parameters_are_refused_with_problem_details(

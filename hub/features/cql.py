@@ -37,6 +37,8 @@ def parse_filter(text: str, lang: str | None) -> ast.Node:
     if not isinstance(node, ast.Node):
         raise BadRequest(f"filter is not a {lang} predicate")
     normalised: ast.Node = _rebuild(node, _bbox_function_as_envelope)
+    if lang == "cql2-json":
+        normalised = _rebuild(normalised, _json_bbox_in_order)
     return normalised
 
 
@@ -90,6 +92,14 @@ def _bbox_function_as_envelope(node: Any) -> Any:
         numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
     minx, miny, maxx, maxy = (float(n) for n in numbers)
     return values.Envelope(minx, maxx, miny, maxy)
+
+
+def _json_bbox_in_order(node: Any) -> Any:
+    """pygeofilter builds ``{"bbox": [minx, miny, maxx, maxy]}`` as Envelope(x1, x2, y1, y2) from
+    the list as it stands, which swaps miny and maxx; put the numbers where they belong."""
+    if isinstance(node, values.Envelope):
+        return values.Envelope(node.x1, node.y1, node.x2, node.y2)
+    return node
 
 
 def _map_geometries(node: Any, convert: Callable[[Any], Any]) -> Any:
