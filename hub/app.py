@@ -48,9 +48,7 @@ async def _seed_catalogue(context: HubContext) -> None:
         try:
             seeds.append(SourceRegistration.model_validate(raw))
         except ValueError as exc:
-            raise InvalidRegistration(
-                f"source {raw.get('id', '?')!r} in the configuration: {exc}"
-            ) from exc
+            raise InvalidRegistration(f"source {raw.get('id', '?')!r} in the configuration: {exc}") from exc
     await run_in_threadpool(context.store.seed, seeds)
 
 
@@ -142,9 +140,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         return problem_response(BadRequest(problems), request)
 
     @app.exception_handler(StarletteHTTPException)
@@ -158,9 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         LOG.exception("unexpected error on %s", request.url.path)
-        return problem_response(
-            HubError("an unexpected error occurred; it has been logged"), request
-        )
+        return problem_response(HubError("an unexpected error occurred; it has been logged"), request)
 
     # the OGC API has its own OpenAPI document, built by pygeoapi from the live collections
     app.include_router(build_router(), prefix=OGC_PREFIX, include_in_schema=False)

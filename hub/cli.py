@@ -54,10 +54,7 @@ def serve(
 
     overrides: dict[str, Any] = {}
     settings = _settings(config)
-    if (
-        "base_url" not in settings.server.model_fields_set
-        and "HUB_SERVER__BASE_URL" not in os.environ
-    ):
+    if "base_url" not in settings.server.model_fields_set and "HUB_SERVER__BASE_URL" not in os.environ:
         shown_host = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
         overrides["server"] = {
             **settings.server.model_dump(),

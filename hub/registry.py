@@ -80,6 +80,8 @@ class CollectionBinding:
     description: str
     filter_untrusted: bool = False
     """Set once the source returned features that fail a filter it claimed to apply."""
+    datetime_untrusted: bool = False
+    """Set once the source returned features outside a ``datetime`` it claimed to apply."""
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CollectionBinding:
         return self
@@ -88,6 +90,11 @@ class CollectionBinding:
     def field_names(self) -> frozenset[str]:
         """The names of the collection's properties."""
         return frozenset(f.name for f in self.info.fields)
+
+    @property
+    def field_types(self) -> dict[str, str]:
+        """JSON type per property name."""
+        return {f.name: f.type for f in self.info.fields}
 
 
 Listener = Callable[[], Awaitable[None]]
@@ -155,8 +162,7 @@ class SourceRegistry:
             raise InvalidRegistration(exc.message) from exc
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-                for err in exc.errors()
+                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
             )
             raise InvalidRegistration(
                 f"connection settings for connector {registration.connector!r}: {problems}"
@@ -275,9 +281,7 @@ class SourceRegistry:
             infos = await live.connector.describe()
         except ConnectorError as exc:
             live.health.record(latency_ms=(time.perf_counter() - started) * 1000, error=exc.message)
-            raise InvalidRegistration(
-                f"source {registration.id!r} failed its probe: {exc.message}"
-            ) from exc
+            raise InvalidRegistration(f"source {registration.id!r} failed its probe: {exc.message}") from exc
         live.health.record(latency_ms=(time.perf_counter() - started) * 1000)
         live.described = True
         offered = {info.id for info in infos}
@@ -308,16 +312,12 @@ class SourceRegistry:
             title = (spec.title if spec else None) or (
                 registration.title if len(infos) == 1 else f"{registration.title}: {info.title}"
             )
-            description = (
-                (spec.description if spec else None) or info.description or registration.description
-            )
+            description = (spec.description if spec else None) or info.description or registration.description
             bindings[cid] = CollectionBinding(cid, live, info.id, info, title, description)
         return bindings
 
     def _drop_bindings(self, source_id: str) -> None:
-        for cid in [
-            c for c, b in self._collections.items() if b.source.registration.id == source_id
-        ]:
+        for cid in [c for c, b in self._collections.items() if b.source.registration.id == source_id]:
             del self._collections[cid]
 
     async def _notify(self) -> None:

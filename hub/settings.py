@@ -37,9 +37,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HUB_", env_nested_delimiter="__", extra="forbid")
 
-    database_url: str = Field(
-        "sqlite:///hub.db", description="SQLAlchemy URL of the catalogue database"
-    )
+    database_url: str = Field("sqlite:///hub.db", description="SQLAlchemy URL of the catalogue database")
     config_file: Path | None = Field(None, description="YAML configuration file that was read")
     server: ServerSettings = Field(default_factory=ServerSettings)
     sources: list[dict[str, Any]] = Field(

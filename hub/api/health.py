@@ -46,9 +46,7 @@ def source_status(context: HubContext, live: LiveSource) -> SourceStatus:
         checked_at=health.checked_at,
         latency_ms=health.latency_ms,
         error=health.error,
-        collections=sorted(
-            cid for cid, b in context.registry.collections().items() if b.source is live
-        ),
+        collections=sorted(cid for cid, b in context.registry.collections().items() if b.source is live),
     )
 
 

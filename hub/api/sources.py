@@ -37,8 +37,7 @@ def parse_registration(body: dict[str, Any]) -> SourceRegistration:
         return SourceRegistration.model_validate(body)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
         )
         raise InvalidRegistration(problems) from exc
 
@@ -76,9 +75,7 @@ async def create_source(
     except Conflict:
         await context.registry.deactivate(registration.id)
         raise
-    response.headers["Location"] = (
-        f"{context.settings.server.base_url}/api/v1/sources/{registration.id}"
-    )
+    response.headers["Location"] = f"{context.settings.server.base_url}/api/v1/sources/{registration.id}"
     return {
         **registration.public_dict(),
         "status": source_status(context, live).model_dump(mode="json"),

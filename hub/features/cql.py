@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date, datetime
 from typing import Any, cast
 
 import numpy as np
@@ -136,14 +137,44 @@ def transform_literals(node: ast.Node, source: str, target: str) -> ast.Node:
     return result
 
 
-def compile_predicate(node: ast.Node) -> Callable[[Feature], bool]:
-    """A function telling whether a GeoJSON feature matches the expression."""
+def _temporal_value(value: Any, kind: str) -> Any:
+    """A date or date-time property value (often text in the source) as a Python value."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().replace("/", "-")
+    try:
+        if kind == "date":
+            return date.fromisoformat(text[:10])
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+
+
+def compile_predicate(
+    node: ast.Node, field_types: Mapping[str, str] | None = None
+) -> Callable[[Feature], bool]:
+    """A function telling whether a GeoJSON feature matches the expression.
+
+    Properties typed ``date`` or ``date-time`` are compared as such, as a source that filters
+    them itself does, even when the feature carries them as text.
+    """
     attribute_map = {name: "geometry" for name in GEOMETRY_NAMES}
     attribute_map["*"] = "properties.*"
     evaluator = NativeEvaluator(attribute_map=attribute_map, use_getattr=False)
     compiled = evaluator.evaluate(node)
+    named = set(attributes(node))
+    temporal = {
+        name: kind
+        for name, kind in (field_types or {}).items()
+        if kind in ("date", "date-time") and name in named
+    }
 
     def matches(feature: Feature) -> bool:
+        if temporal:
+            properties = dict(feature.get("properties") or {})
+            for name, kind in temporal.items():
+                properties[name] = _temporal_value(properties.get(name), kind)
+            feature = {**feature, "properties": properties}
         try:
             return bool(compiled(feature))
         except (TypeError, KeyError, AttributeError, ValueError, shapely.errors.ShapelyError):

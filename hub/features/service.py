@@ -85,6 +85,7 @@ class FeatureService:
     async def _items(self, binding: CollectionBinding, request: ItemsRequest) -> ItemsResult:
         caps = binding.info.capabilities
         connector = binding.source.connector
+        time_field = binding.info.time_field
         push_filter = (
             request.filter is not None
             and caps.filter
@@ -92,8 +93,9 @@ class FeatureService:
             and connector.supports_filter(binding.upstream_id, request.filter)
         )
         push_sort = not request.sortby or caps.sort
-        push_datetime = request.datetime is None or caps.datetime
-        if request.datetime is not None and not push_datetime and not binding.info.time_field:
+        # a datetime the source applies can only be checked (and done here) with a time field
+        push_datetime = request.datetime is None or (caps.datetime and not binding.datetime_untrusted)
+        if request.datetime is not None and not push_datetime and not time_field:
             raise BadRequest("datetime cannot be applied: the source has no temporal property")
         source_crs = request.crs if request.crs in caps.crs else binding.info.storage_crs
 
@@ -112,23 +114,40 @@ class FeatureService:
                     crs=source_crs,
                 ),
             )
-            if request.filter is None or self._honours_filter(binding, request, page):
+            if self._source_kept_its_word(binding, request, page):
                 return self._finish(page.features, page.crs, request, page.number_matched, page.has_more)
+            push_datetime = not binding.datetime_untrusted
         return await self._scan(binding, request, source_crs, push_datetime)
 
-    def _honours_filter(self, binding: CollectionBinding, request: ItemsRequest, page: FeaturePage) -> bool:
-        assert request.filter is not None
-        matches = compile_predicate(transform_literals(request.filter, request.filter_crs, page.crs))
-        if all(matches(feature) for feature in page.features):
-            return True
+    def _source_kept_its_word(
+        self, binding: CollectionBinding, request: ItemsRequest, page: FeaturePage
+    ) -> bool:
+        """Check the features a source returned against the filter and datetime it applied."""
+        if request.filter is not None:
+            literals = transform_literals(request.filter, request.filter_crs, page.crs)
+            matches = compile_predicate(literals, binding.field_types)
+            if not all(matches(feature) for feature in page.features):
+                self._distrust(binding, "filter")
+                binding.filter_untrusted = True
+                return False
+        time_field = binding.info.time_field
+        if request.datetime is not None and time_field:
+            in_interval = interval_predicate(time_field, request.datetime)
+            if not all(in_interval(feature) for feature in page.features):
+                self._distrust(binding, "datetime")
+                binding.datetime_untrusted = True
+                return False
+        return True
+
+    @staticmethod
+    def _distrust(binding: CollectionBinding, what: str) -> None:
         LOG.warning(
-            "source %s returned features that fail a filter it claims to apply; "
-            "filtering its collection %s in the hub from now on",
+            "source %s returned features that fail the %s it claims to apply; "
+            "applying it in the hub for collection %s from now on",
             binding.source.registration.id,
+            what,
             binding.id,
         )
-        binding.filter_untrusted = True
-        return False
 
     async def _scan(
         self,
@@ -193,7 +212,8 @@ class FeatureService:
     ) -> Any:
         checks = []
         if request.filter is not None:
-            checks.append(compile_predicate(transform_literals(request.filter, request.filter_crs, crs)))
+            literals = transform_literals(request.filter, request.filter_crs, crs)
+            checks.append(compile_predicate(literals, binding.field_types))
         if request.datetime is not None and not datetime_done and binding.info.time_field:
             checks.append(interval_predicate(binding.info.time_field, request.datetime))
         return lambda feature: all(check(feature) for check in checks)
