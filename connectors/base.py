@@ -37,7 +37,8 @@ class ConnectorSettings(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class BBox:
-    """A bounding box and the CRS (URI) its numbers are in, axis order x/y (lon/lat)."""
+    """A bounding box and the CRS (URI) its numbers are in, in that CRS's own axis order
+    (CRS84 and RD are x/y; EPSG:4258 and EPSG:4326 are latitude first)."""
 
     minx: float
     miny: float

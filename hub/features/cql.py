@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any, cast
 
-import numpy as np
 import shapely
 from pygeofilter import ast, values
 from pygeofilter.backends.native.evaluate import NativeEvaluator
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
-from shapely.geometry import mapping, shape
 
+from connectors._cql import attributes, reproject_literals
 from connectors.base import Feature
 from hub.errors import BadRequest
-from hub.features.crs import transformer
 
 GEOMETRY_NAMES = frozenset({"geometry", "geom", "the_geom", "shape"})
 """Names a filter may use for a feature's geometry."""
@@ -41,18 +39,6 @@ def parse_filter(text: str, lang: str | None) -> ast.Node:
     if lang == "cql2-json":
         normalised = _rebuild(normalised, _json_bbox_in_order)
     return normalised
-
-
-def attributes(node: Any) -> Iterator[str]:
-    """Every attribute name an expression refers to."""
-    if isinstance(node, ast.Attribute):
-        yield node.name
-    elif isinstance(node, ast.Node):
-        for child in node.get_sub_nodes():
-            yield from attributes(child)
-    elif isinstance(node, list):
-        for child in node:
-            yield from attributes(child)
 
 
 def check_attributes(node: ast.Node, fields: Iterable[str]) -> None:
@@ -103,38 +89,10 @@ def _json_bbox_in_order(node: Any) -> Any:
     return node
 
 
-def _map_geometries(node: Any, convert: Callable[[Any], Any]) -> Any:
-    """Rebuild an AST with every geometry literal passed through ``convert``."""
-
-    def leaf(item: Any) -> Any:
-        if isinstance(item, values.Geometry):
-            return values.Geometry(convert(item.geometry))
-        if isinstance(item, values.Envelope):
-            return values.Geometry(convert(mapping(shapely.box(item.x1, item.y1, item.x2, item.y2))))
-        return item
-
-    return _rebuild(node, leaf)
-
-
 def transform_literals(node: ast.Node, source: str, target: str) -> ast.Node:
     """The expression with its spatial literals moved from ``source`` to ``target`` CRS."""
-    if source == target:
-        return node
-    project = transformer(source, target)
-
-    def move(coordinates: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        xs, ys = project.transform(coordinates[:, 0], coordinates[:, 1])
-        return np.column_stack([xs, ys])
-
-    def convert(geometry: dict[str, Any]) -> dict[str, Any]:
-        # segmentize first so that long edges follow the curvature of the target CRS
-        geom = shape(geometry)
-        if geom.length > 0:
-            geom = shapely.segmentize(geom, max(geom.length / 200, 1e-9))
-        return dict(mapping(shapely.transform(geom, move)))
-
-    result: ast.Node = _map_geometries(node, convert)
-    return result
+    moved: ast.Node = reproject_literals(node, source, target)
+    return moved
 
 
 def _temporal_value(value: Any, kind: str) -> Any:

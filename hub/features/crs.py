@@ -1,22 +1,19 @@
 """Coordinate reference systems the hub offers, and fast transformation of whole pages.
 
 pygeoapi builds a new Transformer from WKT for every response and transforms point by point;
-here transformers are cached per thread (pyproj objects must not be shared across threads) and
-a page's coordinates are gathered into one array and transformed in one call.
+here transformers are cached per thread (``connectors._crs``) and a page's coordinates are
+gathered into one array and transformed in one call.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
-from shapely.geometry import Polygon
 
+from connectors._crs import box_ring, crs_for, transformer
 from connectors.base import CRS84, CRS84H, ETRS89, RD_NAP, RD_NEW, BBox, Feature
 from hub.errors import BadRequest
 
@@ -56,35 +53,9 @@ def normalise_crs_uri(value: str) -> str:
     return value
 
 
-_local = threading.local()
-
-
-def _crs(uri: str) -> CRS:
-    cache: dict[str, CRS] = _local.__dict__.setdefault("crs", {})
-    found = cache.get(uri)
-    if found is None:
-        try:
-            found = CRS.from_user_input(uri.replace("CRS84h", "CRS84"))
-        except CRSError as exc:
-            raise BadRequest(f"unknown coordinate reference system {uri!r}") from exc
-        cache[uri] = found
-    return found
-
-
-def transformer(source: str, target: str) -> Transformer:
-    """A cached transformer honouring each CRS's own axis order (EPSG:4258 is lat/lon)."""
-    cache: dict[tuple[str, str], Transformer] = _local.__dict__.setdefault("transformers", {})
-    key = (source, target)
-    found = cache.get(key)
-    if found is None:
-        found = Transformer.from_crs(_crs(source), _crs(target), always_xy=False)
-        cache[key] = found
-    return found
-
-
-def is_geographic(uri: str) -> bool:
-    """Whether the CRS has angular axes (degrees)."""
-    return bool(_crs(uri).is_geographic)
+def _digits(target: str) -> int:
+    """Decimals that keep a millimetre: 9 for degrees, 3 for metres."""
+    return 9 if crs_for(target).is_geographic else 3
 
 
 def _coordinate_arrays(geometry: dict[str, Any]) -> Iterator[list[Any]]:
@@ -123,43 +94,16 @@ def transform_features(features: Iterable[Feature], source: str, target: str) ->
     tx, ty = transformer(source, target).transform(xs, ys)
     if not (np.all(np.isfinite(tx)) and np.all(np.isfinite(ty))):
         raise BadRequest(f"the data cannot be expressed in {target}: it lies outside its area")
-    digits = 9 if is_geographic(target) else 3
+    digits = _digits(target)
     for position, x, y in zip(positions, tx.tolist(), ty.tolist(), strict=True):
         position[0] = round(x, digits)
         position[1] = round(y, digits)
 
 
-def densified_box(bbox: BBox, target: str, points_per_edge: int = 21) -> Polygon:
-    """The box as a polygon in ``target``: edges densified, since they curve after transforming."""
-    minx, miny, maxx, maxy = bbox.as_tuple()
-    steps = np.linspace(0.0, 1.0, points_per_edge)
-    xs = np.concatenate(
-        [
-            minx + (maxx - minx) * steps,
-            np.full_like(steps, maxx),
-            maxx - (maxx - minx) * steps,
-            np.full_like(steps, minx),
-        ]
-    )
-    ys = np.concatenate(
-        [
-            np.full_like(steps, miny),
-            miny + (maxy - miny) * steps,
-            np.full_like(steps, maxy),
-            maxy - (maxy - miny) * steps,
-        ]
-    )
-    if bbox.crs != target:
-        xs, ys = transformer(bbox.crs, target).transform(xs, ys)
-    if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
-        raise BadRequest(f"bbox cannot be expressed in {target}: it lies outside its area")
-    return Polygon(zip(xs.tolist(), ys.tolist(), strict=True))
-
-
 def crs84_envelope(bbox: BBox) -> tuple[float, float, float, float]:
     """The CRS84 bounds of a box given in any CRS (densified, so it encloses the box)."""
-    minx, miny, maxx, maxy = densified_box(bbox, CRS84).bounds
-    return (minx, miny, maxx, maxy)
+    xs, ys = box_ring(*bbox.as_tuple(), bbox.crs, CRS84)
+    return (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
 
 
 def parse_bbox(value: str, crs: str) -> BBox:
