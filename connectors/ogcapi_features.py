@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import re
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -30,8 +29,6 @@ import numpy.typing as npt
 import shapely
 from pydantic import Field, field_validator
 from pygeofilter import ast
-from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -44,6 +41,7 @@ from connectors._cql2_encode import (
     encode,
     map_spatial_literals,
 )
+from connectors._crs import transformer
 from connectors.base import (
     CRS84,
     BBox,
@@ -944,35 +942,15 @@ def _number_list(numbers: Iterable[float]) -> str:
     return ",".join(repr(float(n)) for n in numbers)
 
 
-_transformers = threading.local()
-
-
-def _crs(uri: str) -> CRS:
-    try:
-        return CRS.from_user_input(uri.replace("CRS84h", "CRS84"))
-    except CRSError as exc:
-        raise UnsupportedQuery(f"unknown coordinate reference system {uri!r}") from exc
-
-
-def _transformer(source: str, target: str) -> Transformer:
-    """A cached transformer in each CRS's authority axis order (pyproj objects are per thread)."""
-    cache: dict[tuple[str, str], Transformer] = _transformers.__dict__.setdefault("cache", {})
-    found = cache.get((source, target))
-    if found is None:
-        found = Transformer.from_crs(_crs(source), _crs(target), always_xy=False)
-        cache[(source, target)] = found
-    return found
-
-
 Coordinates = npt.NDArray[np.float64]
 
 
 def _transform_coordinates(source: str, target: str) -> Callable[[Coordinates], Coordinates]:
     """A function for ``shapely.transform`` from ``source`` to ``target`` coordinates."""
-    transformer = _transformer(source, target)
+    project = transformer(source, target)
 
     def apply(coordinates: Coordinates) -> Coordinates:
-        xs, ys = transformer.transform(coordinates[:, 0], coordinates[:, 1])
+        xs, ys = project.transform(coordinates[:, 0], coordinates[:, 1])
         return np.column_stack([xs, ys])
 
     return apply
