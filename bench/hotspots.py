@@ -163,6 +163,7 @@ def profile_query(
         per_request = f"{share * cpu_ms:7.2f}" if cpu_ms is not None else "      -"
         lines.append(f"  {share:6.1%} {per_request}  {layer}")
     lines.append(f"  stacks: {raw}")
+    lines += [f"  not 200: {error}" for error in measured.errors]
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pyogrio.raw
 
+from bench.load import REQUEST_TIMEOUT
 from bench.servers import AFVALBAKKEN, BAG_GPKG, BAG_LAYER, PostgisTable
 from tests.fixtures import upstream as upstream_fixture
 
@@ -131,7 +132,9 @@ def hub_sources(
     scenarios: tuple[str, ...], pygeoapi_url: str, table: PostgisTable | None
 ) -> list[dict[str, Any]]:
     """The hub's source registrations for the chosen scenarios."""
-    common = {"classification": "open", "owner": "benchmark"}
+    # The clients wait up to 60 s; the hub's default source timeout (10 s) would turn the
+    # slowest upstream pages under 8 concurrent clients into 504s that direct clients never see.
+    common = {"classification": "open", "owner": "benchmark", "timeout": REQUEST_TIMEOUT}
     sources: list[dict[str, Any]] = []
     if "federation" in scenarios:
         sources.append(
