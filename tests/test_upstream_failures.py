@@ -99,6 +99,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 "url": url,
                 "collections": ["punten"],
                 "timeout": TIMEOUT,
+                "extent": [4.3, 52.0, 4.4, 52.1],
             }
             for name, url in upstreams.items()
         ]
@@ -152,3 +153,13 @@ def test_health_shows_each_source_state_and_latency(hub: str) -> None:
     for name in ("traag", "rommel", "kapot", "weg"):
         assert states[name]["state"] == "unhealthy" and states[name]["error"], name
         assert states[name]["latency_ms"] is not None
+
+
+def test_a_bbox_outside_a_sources_extent_does_not_reach_the_source(hub: str) -> None:
+    far_away = {"bbox": "5.5,53.0,5.6,53.1"}
+    for collection in ("traag", "weg"):
+        response = httpx.get(f"{hub}/ogc/v1/collections/{collection}/items", params=far_away, timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.json()["features"] == [] and response.json()["numberMatched"] == 0
+    inside = httpx.get(f"{hub}/ogc/v1/collections/weg/items", params={"bbox": "4.35,52.05,4.36,52.06"})
+    assert inside.status_code == 502

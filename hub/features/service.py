@@ -13,11 +13,11 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from connectors.base import Feature, FeaturePage, FeatureQuery, SortKey
+from connectors.base import BBox, Feature, FeaturePage, FeatureQuery, SortKey
 from connectors.errors import ConnectorError, UpstreamTimeout
 from hub.errors import BadRequest, HubError, NotFound, from_connector_error
 from hub.features.cql import compile_predicate, transform_literals
-from hub.features.crs import transform_features
+from hub.features.crs import crs84_envelope, transform_features
 from hub.features.params import ItemsRequest
 from hub.features.temporal import interval_predicate
 from hub.registry import CollectionBinding
@@ -83,6 +83,8 @@ class FeatureService:
         return result
 
     async def _items(self, binding: CollectionBinding, request: ItemsRequest) -> ItemsResult:
+        if request.bbox is not None and _outside_extent(binding, request.bbox):
+            return ItemsResult([], 0, False)  # the source cannot hold anything there: not asked
         caps = binding.info.capabilities
         connector = binding.source.connector
         time_field = binding.info.time_field
@@ -238,6 +240,15 @@ class FeatureService:
                 if request.skip_geometry:
                     feature["geometry"] = None
         return ItemsResult(features, number_matched, has_more)
+
+
+def _outside_extent(binding: CollectionBinding, bbox: BBox) -> bool:
+    """Whether the box lies wholly outside the collection's known extent."""
+    extent = binding.info.extent_crs84 or binding.source.registration.extent
+    if extent is None:
+        return False
+    minx, miny, maxx, maxy = crs84_envelope(bbox)
+    return maxx < extent[0] or minx > extent[2] or maxy < extent[1] or miny > extent[3]
 
 
 def _sort(features: list[Feature], keys: tuple[SortKey, ...]) -> None:
