@@ -132,6 +132,7 @@ def test_registrations_persist_in_the_postgis_catalogue(
     with serve_hub(_settings(tmp_path, catalogue, [])) as base_url:
         assert httpx.post(f"{base_url}/api/v1/sources", json=registration, timeout=30).status_code == 201
     with serve_hub(_settings(tmp_path, catalogue, [])) as base_url:  # a restart
+        wait_until_served(base_url, "adressen-kopie")  # collections are harvested by the probe
         assert (
             httpx.get(f"{base_url}/api/v1/sources/adressen-kopie").json()["extent"] == registration["extent"]
         )
