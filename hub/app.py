@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.base import RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub import API_VERSION, __version__
 from hub.api import health, sources
@@ -83,6 +83,29 @@ async def _probe_forever(context: HubContext) -> None:
         await asyncio.sleep(context.settings.probe_interval)
 
 
+class ApiVersionHeader:
+    """Adds ``API-Version`` to every response (NL API Design Rules), errors included.
+
+    A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs a task and a stream per
+    request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"api-version", API_VERSION.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the hub's ASGI application for ``settings``."""
 
@@ -128,11 +151,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
 
-    @app.middleware("http")
-    async def api_version_header(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        response.headers["API-Version"] = API_VERSION
-        return response
+    app.add_middleware(ApiVersionHeader)
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> JSONResponse:

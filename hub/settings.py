@@ -25,6 +25,10 @@ class ServerSettings(BaseModel):
     description: str = "Federated OGC API over the sources of a Dutch municipality"
     default_limit: int = Field(10, ge=1)
     max_limit: int = Field(1000, ge=1)
+    native_geojson: bool = Field(
+        True,
+        description="Write GeoJSON items and item documents in the hub; false: through pygeoapi",
+    )
     max_scan_features: int = Field(
         50_000,
         ge=1,

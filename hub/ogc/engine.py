@@ -132,6 +132,21 @@ class OgcEngine:
         self._dirty = False
 
     @property
+    def service(self) -> FeatureService:
+        """The feature service every collection is queried through."""
+        return self._service
+
+    @property
+    def base_url(self) -> str:
+        """Public URL of the OGC API (its landing page)."""
+        return f"{self._settings.server.base_url}{OGC_PREFIX}"
+
+    @property
+    def native_geojson(self) -> bool:
+        """Whether GeoJSON items are written by the hub rather than by pygeoapi."""
+        return self._settings.server.native_geojson
+
+    @property
     def state(self) -> EngineState:
         """The current generation (built at start-up, before the first request)."""
         if self._state is None:

@@ -28,6 +28,7 @@ from hub.features.params import (
     refuse_unknown,
 )
 from hub.ogc.engine import OgcEngine
+from hub.ogc.geojson import geojson_response, item_document, items_document, wants_geojson
 from hub.ogc.openapi import OPENAPI_MEDIA_TYPE
 from hub.ogc.provider import ITEM_CRS, ITEMS_REQUEST
 
@@ -194,7 +195,20 @@ def build_router() -> APIRouter:
     @router.get("/collections/{collection_id}/items", summary="Features")
     async def items(collection_id: str, request: Request, engine: Engine) -> Response:
         state = engine.state
-        ITEMS_REQUEST.set(parse_items_request(request.query_params, _terms(engine, collection_id)))
+        items_request = parse_items_request(request.query_params, _terms(engine, collection_id))
+        if engine.native_geojson and wants_geojson(request):
+            binding = state.bindings[collection_id]
+            result = await engine.service.items(binding, items_request)
+            document = items_document(
+                result,
+                collection_url=f"{engine.base_url}/collections/{collection_id}",
+                title=binding.title,
+                params=request.query_params,
+                limit=items_request.limit,
+                offset=items_request.offset,
+            )
+            return geojson_response(document, items_request.crs)
+        ITEMS_REQUEST.set(items_request)
         return await _run(
             pygeoapi_items.get_collection_items,
             state.api,
@@ -205,7 +219,18 @@ def build_router() -> APIRouter:
     @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
     async def item(collection_id: str, feature_id: str, request: Request, engine: Engine) -> Response:
         state = engine.state
-        ITEM_CRS.set(parse_item_crs(request.query_params, _terms(engine, collection_id)))
+        crs = parse_item_crs(request.query_params, _terms(engine, collection_id))
+        if engine.native_geojson and wants_geojson(request):
+            binding = state.bindings[collection_id]
+            feature = await engine.service.item(binding, feature_id, crs)
+            document = item_document(
+                feature,
+                root_url=engine.base_url,
+                collection_url=f"{engine.base_url}/collections/{collection_id}",
+                title=binding.title,
+            )
+            return geojson_response(document, crs)
+        ITEM_CRS.set(crs)
         return await _run(
             pygeoapi_items.get_collection_item,
             state.api,
