@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import httpx
 import numpy as np
 import numpy.typing as npt
+import orjson
 import shapely
 from pydantic import Field, field_validator
 from pygeofilter import ast
@@ -856,7 +857,7 @@ class OgcApiFeaturesConnector(Connector):
         if "html" in response.headers.get("content-type", ""):
             raise self._invalid("the source answered HTML, not JSON")
         try:
-            return response.json()
+            return orjson.loads(response.content)
         except (ValueError, UnicodeDecodeError) as exc:
             raise self._invalid("the source's answer is not JSON") from exc
 
