@@ -21,7 +21,7 @@ from hub.api import health, sources
 from hub.catalogue.registration import SourceRegistration
 from hub.catalogue.store import CatalogueStore
 from hub.context import HubContext
-from hub.errors import PROBLEM_JSON, BadRequest, HubError, InvalidRegistration
+from hub.errors import PROBLEM_JSON, BadRequest, HubError, InvalidRegistration, error_for_status
 from hub.features.service import FeatureService
 from hub.ogc.engine import OGC_PREFIX, OgcEngine
 from hub.ogc.routes import build_router
@@ -164,11 +164,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error = HubError(str(exc.detail))
-        error.status = exc.status_code
-        error.title = "Not found" if exc.status_code == 404 else "Request failed"
-        error.type_slug = "not-found" if exc.status_code == 404 else "request-failed"
-        return problem_response(error, request)
+        return problem_response(error_for_status(exc.status_code, str(exc.detail)), request)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -109,3 +109,28 @@ def from_connector_error(exc: connector_errors.ConnectorError) -> HubError:
     if isinstance(exc, connector_errors.ConnectorConfigError):
         return InvalidRegistration(exc.message, extra=source)
     return BadGateway(exc.message, extra=source)
+
+
+class RequestFailed(HubError):
+    """Any other client error, with the status it came with."""
+
+    title = "Request failed"
+    type_slug = "request-failed"
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status = status
+
+
+def error_for_status(status: int, detail: str) -> HubError:
+    """The hub error for an HTTP status reported by a component (pygeoapi, Starlette)."""
+    known: dict[int, type[HubError]] = {
+        400: BadRequest,
+        404: NotFound,
+        406: NotAcceptable,
+        409: Conflict,
+        422: InvalidRegistration,
+    }
+    if status in known:
+        return known[status](detail)
+    return RequestFailed(status, detail)

@@ -20,14 +20,15 @@ from pygeoapi.formats import F_HTML
 from pygeoapi.util import render_j2_template
 from starlette.concurrency import run_in_threadpool
 
-from hub.errors import PROBLEM_JSON, HubError, NotFound
+from hub.errors import PROBLEM_JSON, HubError, NotFound, error_for_status
 from hub.features.params import (
     COMMON_PARAMETERS,
+    CollectionTerms,
     parse_item_crs,
     parse_items_request,
     refuse_unknown,
 )
-from hub.ogc.engine import OgcEngine
+from hub.ogc.engine import EngineState, OgcEngine
 from hub.ogc.geojson import geojson_response, item_document, items_document, wants_geojson
 from hub.ogc.openapi import OPENAPI_MEDIA_TYPE
 from hub.ogc.provider import ITEM_CRS, ITEMS_REQUEST
@@ -101,9 +102,9 @@ class _LinkOnlyParams(dict[str, str]):
 
 
 def _pygeoapi_request(
-    request: Request, engine: OgcEngine, hidden: frozenset[str] = frozenset()
+    request: Request, state: EngineState, hidden: frozenset[str] = frozenset()
 ) -> APIRequest:
-    api_request = APIRequest(request, engine.state.api.locales)
+    api_request = APIRequest(request, state.api.locales)
     api_request._args = _LinkOnlyParams(request.query_params, hidden)
     return api_request
 
@@ -114,11 +115,7 @@ def _problem_from_pygeoapi(status: int, content: str | bytes) -> HubError:
         detail = str(body.get("description") or body.get("detail") or "request failed")
     except (ValueError, AttributeError):
         detail = "request failed"
-    error = HubError(detail)
-    error.status = status
-    error.title = {400: "Bad request", 404: "Not found"}.get(status, "Request failed")
-    error.type_slug = {400: "bad-request", 404: "not-found"}.get(status, "request-failed")
-    return error
+    return error_for_status(status, detail)
 
 
 async def _run(handler: Callable[..., Any], *args: Any) -> Response:
@@ -128,8 +125,8 @@ async def _run(handler: Callable[..., Any], *args: Any) -> Response:
     return Response(content=content, status_code=status, headers=dict(headers))
 
 
-def _terms(engine: OgcEngine, collection_id: str) -> Any:
-    terms = engine.state.terms.get(collection_id)
+def _terms(state: EngineState, collection_id: str) -> CollectionTerms:
+    terms = state.terms.get(collection_id)
     if terms is None:
         raise NotFound(f"no collection {collection_id!r}")
     return terms
@@ -144,58 +141,62 @@ def build_router() -> APIRouter:
     @router.get("/", include_in_schema=False)
     @router.get("", summary="Landing page")
     async def landing_page(request: Request, engine: Engine) -> Response:
+        state = engine.state
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
-        return await _run(pygeoapi_api.landing_page, engine.state.api, _pygeoapi_request(request, engine))
+        return await _run(pygeoapi_api.landing_page, state.api, _pygeoapi_request(request, state))
 
     @router.get("/conformance", summary="Conformance classes")
     async def conformance(request: Request, engine: Engine) -> Response:
+        state = engine.state
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
-        return await _run(_conformance, engine.state.api, _pygeoapi_request(request, engine))
+        return await _run(_conformance, state.api, _pygeoapi_request(request, state))
 
     @router.get("/collections", summary="Feature collections")
     async def collections(request: Request, engine: Engine) -> Response:
+        state = engine.state
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
-        return await _run(
-            pygeoapi_api.describe_collections, engine.state.api, _pygeoapi_request(request, engine)
-        )
+        return await _run(pygeoapi_api.describe_collections, state.api, _pygeoapi_request(request, state))
 
     @router.get("/collections/{collection_id}", summary="One feature collection")
     async def collection(collection_id: str, request: Request, engine: Engine) -> Response:
+        state = engine.state
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
-        _terms(engine, collection_id)
+        _terms(state, collection_id)
         return await _run(
             pygeoapi_api.describe_collections,
-            engine.state.api,
-            _pygeoapi_request(request, engine),
+            state.api,
+            _pygeoapi_request(request, state),
             collection_id,
         )
 
     @router.get("/collections/{collection_id}/queryables", summary="Queryable properties")
     async def queryables(collection_id: str, request: Request, engine: Engine) -> Response:
+        state = engine.state
         refuse_unknown(request.query_params, COMMON_PARAMETERS | {"profile"})
-        _terms(engine, collection_id)
+        _terms(state, collection_id)
         return await _run(
             pygeoapi_items.get_collection_queryables,
-            engine.state.api,
-            _pygeoapi_request(request, engine),
+            state.api,
+            _pygeoapi_request(request, state),
             collection_id,
         )
 
     @router.get("/collections/{collection_id}/schema", summary="Schema of the features")
     async def schema(collection_id: str, request: Request, engine: Engine) -> Response:
+        state = engine.state
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
-        _terms(engine, collection_id)
+        _terms(state, collection_id)
         return await _run(
             pygeoapi_api.get_collection_schema,
-            engine.state.api,
-            _pygeoapi_request(request, engine),
+            state.api,
+            _pygeoapi_request(request, state),
             collection_id,
         )
 
     @router.get("/collections/{collection_id}/items", summary="Features")
     async def items(collection_id: str, request: Request, engine: Engine) -> Response:
         state = engine.state
-        items_request = parse_items_request(request.query_params, _terms(engine, collection_id))
+        items_request = parse_items_request(request.query_params, _terms(state, collection_id))
         if engine.native_geojson and wants_geojson(request):
             binding = state.bindings[collection_id]
             result = await engine.service.items(binding, items_request)
@@ -212,14 +213,14 @@ def build_router() -> APIRouter:
         return await _run(
             pygeoapi_items.get_collection_items,
             state.api,
-            _pygeoapi_request(request, engine, _HUB_ONLY),
+            _pygeoapi_request(request, state, _HUB_ONLY),
             collection_id,
         )
 
     @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
     async def item(collection_id: str, feature_id: str, request: Request, engine: Engine) -> Response:
         state = engine.state
-        crs = parse_item_crs(request.query_params, _terms(engine, collection_id))
+        crs = parse_item_crs(request.query_params, _terms(state, collection_id))
         if engine.native_geojson and wants_geojson(request):
             binding = state.bindings[collection_id]
             feature = await engine.service.item(binding, feature_id, crs)
@@ -234,18 +235,20 @@ def build_router() -> APIRouter:
         return await _run(
             pygeoapi_items.get_collection_item,
             state.api,
-            _pygeoapi_request(request, engine),
+            _pygeoapi_request(request, state),
             collection_id,
             feature_id,
         )
 
     @router.get("/openapi.json", summary="OpenAPI document of this API", include_in_schema=False)
     async def openapi_document(request: Request, engine: Engine) -> Response:
+        state = engine.state
         refuse_unknown(request.query_params, frozenset())
-        return Response(json.dumps(engine.state.openapi), media_type=OPENAPI_MEDIA_TYPE)
+        return Response(json.dumps(state.openapi), media_type=OPENAPI_MEDIA_TYPE)
 
     @router.get("/openapi", summary="OpenAPI document or its HTML view", include_in_schema=False)
     async def openapi_view(request: Request, engine: Engine) -> Response:
+        state = engine.state
         # pygeoapi's landing page links here as service-desc (?f=json) and service-doc (?f=html)
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
         wants_html = request.query_params.get("f") == "html" or (
@@ -253,9 +256,9 @@ def build_router() -> APIRouter:
         )
         if wants_html:
             return get_swagger_ui_html(
-                openapi_url=f"{request.url.path}.json", title=engine.state.openapi["info"]["title"]
+                openapi_url=f"{request.url.path}.json", title=state.openapi["info"]["title"]
             )
-        return Response(json.dumps(engine.state.openapi), media_type=OPENAPI_MEDIA_TYPE)
+        return Response(json.dumps(state.openapi), media_type=OPENAPI_MEDIA_TYPE)
 
     return router
 
