@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from connectors.base import BBox, Feature, FeaturePage, FeatureQuery, SortKey
 from connectors.errors import ConnectorError, UpstreamTimeout
@@ -211,8 +211,8 @@ class FeatureService:
 
     def _local_predicate(
         self, binding: CollectionBinding, request: ItemsRequest, crs: str, datetime_done: bool
-    ) -> Any:
-        checks = []
+    ) -> Callable[[Feature], bool]:
+        checks: list[Callable[[Feature], bool]] = []
         if request.filter is not None:
             literals = transform_literals(request.filter, request.filter_crs, crs)
             checks.append(compile_predicate(literals, binding.field_types))
