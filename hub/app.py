@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub import API_VERSION, __version__
-from hub.api import health, sources
+from hub.api import catalog, health, sources
 from hub.catalogue.registration import SourceRegistration
 from hub.catalogue.store import CatalogueStore
 from hub.context import HubContext
@@ -175,6 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_router(), prefix=OGC_PREFIX, include_in_schema=False)
     app.include_router(sources.router, prefix="/api/v1")
     app.include_router(health.router, prefix="/api/v1")
+    app.include_router(catalog.router, prefix="/api/v1")
     return app
 
 

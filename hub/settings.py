@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.errors import ConfigurationError
@@ -36,6 +37,54 @@ class ServerSettings(BaseModel):
     )
 
 
+# Absolute IRIs only: a relative or blank value would make the catalogue's RDF unparsable.
+_IRI = re.compile(r"^[a-z][a-z0-9+.-]*:[^\s<>\"{}|\\^`]+$", re.I)
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+
+
+class CatalogueSettings(BaseModel):
+    """The organisation that runs the hub, as the DCAT catalogue names it, and the defaults the
+    catalogue uses where a registration says nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    publisher: str | None = Field(
+        None, description="Name of the organisation that runs the hub; the server title when absent"
+    )
+    publisher_uri: str | None = Field(
+        None, description="URI of that organisation (its TOOI identifier, say); minted when absent"
+    )
+    contact_name: str | None = Field(None, description="Contact point of the hub; the publisher when absent")
+    contact_email: str | None = None
+    contact_url: str | None = None
+    licence: str = Field(
+        "http://publications.europa.eu/resource/authority/licence/CC0",
+        description="Licence of the hub's APIs, and of sources whose registration names none",
+    )
+    theme: list[str] = Field(
+        default_factory=lambda: ["http://publications.europa.eu/resource/authority/data-theme/REGI"],
+        min_length=1,
+        description="Theme URIs or labels of the services, and of sources whose registration names none",
+    )
+    language: str = Field(
+        "nl", pattern=r"^[a-z]{2}$", description="ISO 639-1 language of titles and descriptions"
+    )
+
+    @field_validator("publisher_uri", "contact_url", "licence")
+    @classmethod
+    def _absolute_iri(cls, value: str | None) -> str | None:
+        if value is not None and not _IRI.match(value):
+            raise ValueError(f"{value!r} is not an absolute URI")
+        return value
+
+    @field_validator("contact_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything the hub needs to start; sources come from the ``sources`` list of the file."""
 
@@ -44,6 +93,7 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///hub.db", description="SQLAlchemy URL of the catalogue database")
     config_file: Path | None = Field(None, description="YAML configuration file that was read")
     server: ServerSettings = Field(default_factory=ServerSettings)
+    catalogue: CatalogueSettings = Field(default_factory=CatalogueSettings)
     sources: list[dict[str, Any]] = Field(
         default_factory=list, description="Source registrations seeded at start-up"
     )
