@@ -10,6 +10,7 @@ from connectors.errors import ConnectorConfigError
 BUILTIN_CONNECTORS: dict[str, str] = {
     "file": "connectors.file.FileConnector",
     "ogcapi-features": "connectors.ogcapi_features.OgcApiFeaturesConnector",
+    "sensorthings": "connectors.sensorthings.SensorThingsConnector",
     "postgis": "connectors.postgis.PostgisConnector",
 }
 
