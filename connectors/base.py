@@ -23,8 +23,29 @@ RD_NEW = "http://www.opengis.net/def/crs/EPSG/0/28992"
 ETRS89 = "http://www.opengis.net/def/crs/EPSG/0/4258"
 RD_NAP = "http://www.opengis.net/def/crs/EPSG/0/7415"
 
+CITYJSON = "cityjson"
+"""The reserved feature member through which a connector hands CityJSON to the hub (see ``Feature``)."""
+
 Feature = dict[str, Any]
-"""A GeoJSON Feature as a plain dict: ``{"type", "id", "geometry", "properties"}``."""
+"""A GeoJSON Feature as a plain dict: ``{"type", "id", "geometry", "properties"}``.
+
+Connectors of 3D sources (``3dbag``, ``cityjson``) add the reserved member ``"cityjson"``
+(:data:`CITYJSON`) to hand the hub the feature's 3D model, next to its 2D footprint::
+
+    {"transform": {"scale": [sx, sy, sz], "translate": [tx, ty, tz]},
+     "crs": "http://www.opengis.net/def/crs/EPSG/0/7415",
+     "feature": {"type": "CityJSONFeature", "id": ..., "CityObjects": {...}, "vertices": [...]},
+     "geometry-templates": {...}}
+
+``feature`` is a CityJSON 2.0 CityJSONFeature whose ``id`` is the hub feature's id and whose
+``CityObjects`` are the top-level object with all its children; its ``vertices`` are integers,
+real coordinate = integer x scale + translate, in ``crs`` (the OGC URI of the vertices' 3D
+CRS). ``geometry-templates`` is present only when the feature uses GeometryInstances. With
+``transform`` (and templates) as the CityJSONSeq header, ``feature`` is a valid CityJSONSeq
+line. The member is shared and read-only (file connectors hand out the same object to every
+request): copy before changing it. The hub writes CityJSON and CityJSONSeq from it and strips
+it from every other output format.
+"""
 
 
 class ConnectorSettings(BaseModel):

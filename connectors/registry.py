@@ -8,6 +8,8 @@ from connectors.base import Connector
 from connectors.errors import ConnectorConfigError
 
 BUILTIN_CONNECTORS: dict[str, str] = {
+    "3dbag": "connectors.threedbag.ThreeDBagConnector",
+    "cityjson": "connectors.cityjson.CityJsonConnector",
     "file": "connectors.file.FileConnector",
     "ogcapi-features": "connectors.ogcapi_features.OgcApiFeaturesConnector",
     "sensorthings": "connectors.sensorthings.SensorThingsConnector",
