@@ -14,6 +14,7 @@ BUILTIN_CONNECTORS: dict[str, str] = {
     "ogcapi-features": "connectors.ogcapi_features.OgcApiFeaturesConnector",
     "sensorthings": "connectors.sensorthings.SensorThingsConnector",
     "postgis": "connectors.postgis.PostgisConnector",
+    "wfs": "connectors.wfs.WfsConnector",
 }
 
 

@@ -4,4 +4,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.postgis",
     "tests.fixtures.upstream",
     "tests.fixtures.gokoala",
+    "tests.fixtures.mapserver",
 ]
