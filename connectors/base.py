@@ -9,6 +9,9 @@ source cannot do. A connector therefore only has to be *right* about what it cla
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -46,6 +49,27 @@ line. The member is shared and read-only (file connectors hand out the same obje
 request): copy before changing it. The hub writes CityJSON and CityJSONSeq from it and strips
 it from every other output format.
 """
+
+CALLER_CREDENTIALS: ContextVar[str | None] = ContextVar("CALLER_CREDENTIALS", default=None)
+"""The bearer token (without ``Bearer``) of the caller on whose behalf connectors run now.
+
+A context variable rather than a parameter, so that no connector signature changes: only a
+connector whose registration allows it (``hub`` with ``forward_token``) reads it. The hub sets
+it with :func:`caller_credentials` around the connector calls of one request; probes run
+outside such a block and so never carry a caller's token. Tasks and worker threads started
+inside the block (``asyncio.gather``, ``run_in_threadpool``, ``run_coroutine_threadsafe``)
+see it; ``run_in_executor`` does not.
+"""
+
+
+@contextmanager
+def caller_credentials(token: str | None) -> Iterator[None]:
+    """Run the block on behalf of the caller holding bearer ``token`` (``None``: anonymous)."""
+    reset = CALLER_CREDENTIALS.set(token or None)
+    try:
+        yield
+    finally:
+        CALLER_CREDENTIALS.reset(reset)
 
 
 class ConnectorSettings(BaseModel):

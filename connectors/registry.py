@@ -13,6 +13,7 @@ BUILTIN_CONNECTORS: dict[str, str] = {
     "file": "connectors.file.FileConnector",
     "ogcapi-features": "connectors.ogcapi_features.OgcApiFeaturesConnector",
     "sensorthings": "connectors.sensorthings.SensorThingsConnector",
+    "hub": "connectors.hub.HubConnector",
     "postgis": "connectors.postgis.PostgisConnector",
     "wfs": "connectors.wfs.WfsConnector",
 }
