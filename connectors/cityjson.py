@@ -19,8 +19,10 @@ quantised to the millimetre.
 
 from __future__ import annotations
 
+import _json
 import asyncio
 import copy
+import json.encoder
 import logging
 import math
 from collections.abc import Iterable, Iterator
@@ -55,6 +57,21 @@ from connectors.errors import ConnectorConfigError, UpstreamUnavailable
 from connectors.file import FileConnector, FileSettings, _build_layer, _infer_type, _Layer, _RawLayer
 
 log = logging.getLogger(__name__)
+
+
+def _restore_json_encoder() -> None:
+    """Undo what importing ``cjio.cityjson`` does to the whole process's json module.
+
+    It swaps in the pure-Python encoder and makes every float print with six decimals, which
+    would reach every JSON document the hub writes (and slow them down). Nothing here uses
+    cjio's own writing, so the standard encoder is put back.
+    """
+    module = vars(json.encoder)
+    module["c_make_encoder"] = getattr(_json, "make_encoder", None)
+    module.pop("float", None)
+
+
+_restore_json_encoder()
 
 SEQUENCE_SUFFIXES = frozenset({".jsonl", ".cityjsonl", ".cjseq"})
 FEATURE_MEMBERS = frozenset({"type", "id", "CityObjects", "vertices", "appearance"})
