@@ -34,6 +34,7 @@ import orjson
 from cjio import cityjson as cjio_cityjson
 from cjio import errors as cjio_errors
 from cjio import subset as cjio_subset
+from shapely.errors import GEOSException
 from shapely.geometry.base import BaseGeometry
 
 from connectors._cityjson import (
@@ -312,7 +313,7 @@ def _load(settings: CityJsonSettings) -> tuple[dict[str, _Layer], dict[str, dict
     except orjson.JSONDecodeError as exc:
         raise ConnectorConfigError(f"cannot read {path.name}: not JSON ({exc})") from exc
     except (
-        OSError, ValueError, IndexError, KeyError, TypeError,
+        OSError, ValueError, IndexError, KeyError, TypeError, AttributeError, GEOSException,
         cjio_errors.CJInvalidOperation, cjio_errors.CJInvalidVersion,
     ) as exc:  # fmt: skip
         # A malformed file is the steward's to fix; say which and why, never crash the hub.

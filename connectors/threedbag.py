@@ -20,8 +20,9 @@ How queries map onto the API:
 - ``offset``: the hub counts from 0, the API from 1.
 - ``limit``: pages of at most ``page_size`` features; a larger hub page is several requests,
   at most ``WAVE`` at a time.
-- ``bbox``: the API is sent the RD envelope of the (densified) box and returns candidates; the
-  connector keeps exactly those whose footprint intersects the box. ``property_equals`` is
+- ``bbox``: the API is sent the RD envelope of the (densified) box, with ``bbox-crs`` EPSG:7415
+  (its horizontal axes are RD, and it is the one value the API accepts), and returns
+  candidates; the connector keeps exactly those whose footprint intersects the box. ``property_equals`` is
   tested here too (the API cannot filter). Since that may drop candidates, such a page is
   found by walking the candidates from the first, and where each page ended is remembered for
   a few minutes so that the next page resumes there instead of walking again.
@@ -45,6 +46,7 @@ import numpy as np
 import orjson
 import shapely
 from pydantic import Field, field_validator
+from shapely.errors import GEOSException
 from shapely.geometry.base import BaseGeometry
 
 from connectors._cityjson import (
@@ -304,7 +306,7 @@ class ThreeDBagConnector(Connector):
                 count = min(size, walk.position + want - start)
                 chunks.append((start, count))
                 start += count
-            pages = await asyncio.gather(*(self._fetch(params, s, c) for s, c in chunks))
+            pages = await self._wave(params, chunks)
             for (first, count), page in zip(chunks, pages, strict=True):
                 if page.matched is not None:
                     walk.total = page.matched
@@ -315,6 +317,17 @@ class ThreeDBagConnector(Connector):
                     yield first + i, feature, shape
                 if walk.exhausted:
                     return
+
+    async def _wave(self, params: dict[str, str], chunks: list[tuple[int, int]]) -> list[_Page]:
+        """Fetch several pages at once; when one fails the others are cancelled, not orphaned."""
+        tasks = [asyncio.ensure_future(self._fetch(params, first, count)) for first, count in chunks]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     # -- remembered positions -----------------------------------------------------------------
 
@@ -410,7 +423,8 @@ class ThreeDBagConnector(Connector):
         except ValueError as exc:
             raise self._invalid(f"the API's metadata has no usable transform: {exc}") from exc
         crs = RD_NAP
-        declared = (metadata.get("metadata") or {}).get("referenceSystem")
+        inner = metadata.get("metadata")
+        declared = inner.get("referenceSystem") if isinstance(inner, dict) else None
         if isinstance(declared, str):
             try:
                 crs = reference_system_uri(declared)
@@ -428,7 +442,7 @@ class ThreeDBagConnector(Connector):
             raise self._invalid("the API returned a feature that is not an object")
         try:
             return to_geojson(member, transform, crs=crs, templates=templates)
-        except (ValueError, IndexError, TypeError, KeyError) as exc:
+        except (ValueError, IndexError, TypeError, KeyError, AttributeError, GEOSException) as exc:
             raise self._invalid(f"the API returned an unreadable CityJSONFeature: {exc}") from exc
 
     async def _get(self, path: str, params: Mapping[str, str]) -> Any:

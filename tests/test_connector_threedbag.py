@@ -547,6 +547,11 @@ def misbehaving() -> Iterator[str]:
             return JSONResponse(page(header, [broken_line]))
         if kind == "notcollection":
             return JSONResponse({"type": "Feature"})
+        if kind == "failslater":
+            if int(request.query_params.get("offset", "1")) > 1:
+                return JSONResponse({"code": 502, "name": "Bad Gateway"}, status_code=502)
+            served = page(header, lines[: int(request.query_params.get("limit", "10"))])
+            return JSONResponse({**served, "numberMatched": 1000})
         if kind == "othercrs":
             other = {**header, "metadata": {**header["metadata"], "referenceSystem": CRS84}}
             return JSONResponse(page(other, lines[:1]))
@@ -590,6 +595,14 @@ async def test_wrong_answers_are_mapped(
     assert caught.value.source_id == "3dbag"
     ok = make(f"{misbehaving}/fine", http)
     assert len((await ok.query("pand", FeatureQuery(limit=1))).features) == 1
+
+
+async def test_a_failing_page_among_concurrent_ones(misbehaving: str, http: httpx.AsyncClient) -> None:
+    connector = make(f"{misbehaving}/failslater", http, page_size=50)
+    first = await connector.query("pand", FeatureQuery(limit=50))
+    assert len(first.features) == 50 and first.number_matched == 1000
+    with pytest.raises(UpstreamUnavailable, match="502"):
+        await connector.query("pand", FeatureQuery(limit=200))
 
 
 async def test_non_http_answer_is_invalid(http: httpx.AsyncClient) -> None:
