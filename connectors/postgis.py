@@ -3,8 +3,12 @@
 Every request becomes one parameterised SELECT (and a ``count(*)`` when the caller wants the
 number matched): bbox, property equality, datetime, CQL2 filter, sort and paging all run in
 the database. Values only ever travel as bound parameters and identifiers come from the
-reflected table, never from the request. Geometries come back as GeoJSON in the table's CRS;
-the hub transforms them when another CRS is asked for.
+reflected table, never from the request.
+
+The database also writes each feature as GeoJSON text, transformed into the requested CRS
+when that is one of the few it is asked for often (``OUTPUT_CRS``), so the hub parses one JSON
+document per page instead of converting row by row. Reads run outside explicit transactions
+(autocommit): a single SELECT needs none, and BEGIN/ROLLBACK cost two round trips a request.
 """
 
 from __future__ import annotations
@@ -17,51 +21,65 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any, ClassVar, Literal, NoReturn
 
 import geoalchemy2  # importing it also registers the geometry types for reflection
 import httpx
 import numpy as np
+import orjson
+import psycopg
 import psycopg.errors
 import shapely
 from pydantic import Field, field_validator
 from pygeofilter import ast, values
 from shapely.geometry import shape
 from sqlalchemy import (
+    ARRAY,
+    JSON,
     Boolean,
     Column,
     Date,
     DateTime,
+    Double,
     Float,
     Integer,
     LargeBinary,
     MetaData,
     Numeric,
+    Select,
     String,
     Table,
     Text,
+    Uuid,
     and_,
+    bindparam,
+    case,
     cast,
     false,
     func,
-    literal,
+    literal_column,
     not_,
+    null,
     or_,
     select,
     text,
     true,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from connectors._cql import attributes, reproject_literals
-from connectors._crs import box_ring, northing_first
+from connectors._crs import EPSG_PREFIX, WGS84, box_ring, crs_for, epsg_code, northing_first
 from connectors.base import (
     CRS84,
+    ETRS89,
+    RD_NEW,
     Capabilities,
     CollectionInfo,
     Connector,
@@ -85,8 +103,22 @@ log = logging.getLogger(__name__)
 GEOMETRY_NAMES = frozenset({"geometry", "geom", "the_geom", "shape"})
 """Names a filter may use for the geometry, besides the geometry column's own name."""
 
+WEB_MERCATOR = EPSG_PREFIX + "3857"
+
+MAX_CACHED_STATEMENTS = 256
+"""Statements kept per source, one per query shape (a filter's literal values are no part of it)."""
+
+OUTPUT_CRS: tuple[str, ...] = (CRS84, RD_NEW, ETRS89, WGS84, WEB_MERCATOR)
+"""Output CRSs PostGIS transforms into itself, besides the table's own. For these it runs the
+same PROJ operations as the hub's pyproj (on RD data they agree to a few nanometres)."""
+
 JsonType = Literal["string", "number", "integer", "boolean", "date", "date-time", "object", "array"]
 Kind = Literal["boolean", "number", "string", "date", "datetime", "geometry", "other"]
+Rendering = Literal["json", "float", "numeric", "timestamp", "timestamptz", "python"]
+"""How a column's values get into the feature JSON: as PostgreSQL writes them (``json``), with
+non-finite numbers as null (``float``; ``numeric`` through float8), formatted as Python's
+``isoformat`` does (``timestamp``, ``timestamptz`` in UTC with ``Z``), or converted in Python
+(``python``: the types whose JSON text PostgreSQL writes differently)."""
 
 _GEOMETRY_TYPES = {
     "POINT": "Point",
@@ -137,6 +169,25 @@ class PostgisSettings(ConnectorSettings):
         return value
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Output:
+    """How geometries are written in one output CRS."""
+
+    crs: str
+    srid: int
+    flip: bool
+    """PostGIS writes x/y; a latitude-first CRS gets its axes swapped."""
+    decimals: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A compiled statement and the values of the bind parameters no request sets."""
+
+    sql: str
+    defaults: dict[str, Any]
+
+
 @dataclasses.dataclass(slots=True)
 class _Schema:
     """What ``open()`` learned about the table."""
@@ -153,6 +204,24 @@ class _Schema:
     """Property columns by name (everything but geometry columns)."""
     kinds: dict[str, Kind]
     time_column: Column[Any] | None
+    outputs: dict[str, _Output]
+    """The CRSs the database writes geometries in, the table's own first."""
+    renderings: dict[str, Rendering]
+    """How each property column gets into the feature JSON."""
+    selected: list[Column[Any]] = dataclasses.field(init=False)
+    """The columns a page reads: id, geometry and properties, each once."""
+    in_python: tuple[str, ...] = dataclasses.field(init=False)
+    """Properties converted in Python (written as null in the feature JSON, then replaced)."""
+    id_in_sql: bool = dataclasses.field(init=False)
+    aggregated: bool = dataclasses.field(init=False)
+    """Whether a page is one row of joined feature texts (nothing converted in Python)."""
+
+    def __post_init__(self) -> None:
+        selected = {self.id_column.name: self.id_column, self.geometry.name: self.geometry}
+        self.selected = list({**selected, **self.columns}.values())
+        self.in_python = tuple(n for n, r in self.renderings.items() if r == "python")
+        self.id_in_sql = _rendering(self.id_column.type) == "json"
+        self.aggregated = self.id_in_sql and not self.in_python
 
 
 def _kind(column_type: Any) -> Kind:
@@ -215,6 +284,94 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
+_SAME_JSON = (Boolean, Integer, String, Date, JSON, Uuid)
+"""Types whose values PostgreSQL writes in JSON exactly as ``_json_value`` does."""
+
+
+def _rendering(column_type: Any) -> Rendering:
+    """How a column's values get into the feature JSON (see ``Rendering``)."""
+    if isinstance(column_type, _SAME_JSON):
+        return "json"
+    if isinstance(column_type, ARRAY) and isinstance(
+        column_type.item_type, Boolean | Integer | String | Date
+    ):
+        return "json"
+    if isinstance(column_type, Float):
+        return "float"
+    if isinstance(column_type, Numeric):
+        return "numeric"
+    if isinstance(column_type, DateTime):
+        return "timestamptz" if column_type.timezone else "timestamp"
+    return "python"
+
+
+def _sql_text(constant: str) -> ColumnElement[str]:
+    """A constant of this module's own as an SQL string literal (never a request's value)."""
+    return literal_column("'" + constant.replace("'", "''") + "'", Text)
+
+
+def _sql_int(constant: int) -> ColumnElement[int]:
+    """An integer of this module's own (an SRID, a precision) written into the SQL."""
+    return literal_column(str(int(constant)), Integer)
+
+
+class _Binds:
+    """The values of one statement, each bound under a name given in the order of binding.
+
+    A statement built again for another request of the same shape binds its values in the same
+    order, so a statement cached for that shape takes the new values under the same names.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def __call__(self, value: Any, type_: Any) -> BindParameter[Any]:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return bindparam(name, value, type_=type_)
+
+
+_INFINITY: ColumnElement[float] = literal_column("'Infinity'::float8", Double)
+_FLOAT8_MAX: ColumnElement[Any] = literal_column("1.7976931348623157e308", Numeric)
+_SECOND = _sql_text("second")
+_UTC = _sql_text("UTC")
+_ISO_SECONDS = 'YYYY-MM-DD"T"HH24:MI:SS'
+
+
+def _float_json(number: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A float as JSON that reads back as a float: null when not finite (NaN is not below
+    infinity either), and with ``.0`` where PostgreSQL writes a whole number as an integer."""
+    written = cast(number, Text)
+    whole = and_(number == func.trunc(number), func.strpos(written, _sql_text("e")) == _sql_int(0))
+    return case(
+        (func.abs(number) < _INFINITY, cast(case((whole, written + _sql_text(".0")), else_=written), JSON))
+    )
+
+
+def _property_sql(column: ColumnElement[Any], rendering: Rendering) -> ColumnElement[Any]:
+    """A property column as the value the feature JSON holds (see ``Rendering``)."""
+    if rendering == "json":
+        return column
+    if rendering == "float":
+        return _float_json(column)
+    if rendering == "numeric":
+        # float8 is what Python's float() of the Decimal gives; out of its range is null.
+        return case((func.abs(column) <= _FLOAT8_MAX, _float_json(cast(column, Double))))
+    if rendering in ("timestamp", "timestamptz"):
+        moment, zone = column, ""
+        if rendering == "timestamptz":
+            moment, zone = func.timezone(_UTC, column), '"Z"'
+        # isoformat() writes microseconds only when there are some.
+        return case(
+            (
+                moment == func.date_trunc(_SECOND, moment),
+                func.to_char(moment, _sql_text(_ISO_SECONDS + zone)),
+            ),
+            else_=func.to_char(moment, _sql_text(_ISO_SECONDS + ".US" + zone)),
+        )
+    return null()
+
+
 def _literal_kind(value: Any) -> Kind | None:
     """The comparison class of a CQL2 literal (None when it is not a scalar literal)."""
     if isinstance(value, bool):
@@ -249,6 +406,19 @@ def _like_pattern(node: ast.Like) -> str:
     return "".join(out)
 
 
+def _spatial(node: Any) -> bool:
+    """Whether an expression holds a spatial test or a geometry literal."""
+    if isinstance(node, ast.SpatialComparisonPredicate | ast.Relate | ast.BBox | values.Geometry):
+        return True
+    if isinstance(node, values.Envelope) or (isinstance(node, ast.Function) and node.name.lower() == "bbox"):
+        return True
+    if isinstance(node, ast.Node):
+        return any(_spatial(child) for child in node.get_sub_nodes())
+    if isinstance(node, list):
+        return any(_spatial(child) for child in node)
+    return False
+
+
 class _Untranslatable(Exception):
     """The expression holds something this translator will not put into SQL."""
 
@@ -261,9 +431,10 @@ class _SqlFilter:
     spatial test on null is false rather than unknown. Type mismatches are refused, not guessed.
     """
 
-    def __init__(self, schema: _Schema, geometry_names: frozenset[str]):
+    def __init__(self, schema: _Schema, geometry_names: frozenset[str], binds: _Binds):
         self.schema = schema
         self.geometry_names = geometry_names
+        self.binds = binds
 
     def condition(self, node: Any) -> ColumnElement[bool]:
         """A boolean SQL expression for a predicate node."""
@@ -286,7 +457,7 @@ class _SqlFilter:
         if isinstance(node, ast.Like):
             lhs, kind = self.scalar(node.lhs)
             self._same(kind, "string")
-            pattern = literal(_like_pattern(node), String)
+            pattern = self.binds(_like_pattern(node), String())
             matched = lhs.ilike(pattern, escape="\\") if node.nocase else lhs.like(pattern, escape="\\")
             return func.coalesce(not_(matched) if node.not_ else matched, false())
         if isinstance(node, ast.In):
@@ -312,7 +483,7 @@ class _SqlFilter:
                 raise _Untranslatable(f"spatial operator {node.op}")
             return func.coalesce(spatial(self.geometry(node.lhs), self.geometry(node.rhs)), false())
         if isinstance(node, ast.Relate):
-            pattern = literal(str(node.pattern), String)
+            pattern = self.binds(str(node.pattern), String())
             relate = func.ST_Relate(self.geometry(node.lhs), self.geometry(node.rhs), pattern)
             return func.coalesce(relate, false())
         if isinstance(node, bool):
@@ -390,7 +561,7 @@ class _SqlFilter:
             "date": Date(),
             "datetime": DateTime(timezone=True),
         }[literal_kind]
-        return literal(node, sql_type), literal_kind
+        return self.binds(node, sql_type), literal_kind
 
     def geometry(self, node: Any) -> ColumnElement[Any]:
         """A geometry operand: the geometry attribute or a literal in the table's CRS."""
@@ -404,7 +575,9 @@ class _SqlFilter:
             if self.schema.flip:
                 geom = shapely.transform(geom, lambda c: c[:, ::-1])
             wkb = shapely.to_wkb(geom)
-            return func.ST_GeomFromWKB(literal(wkb, LargeBinary), literal(self.schema.srid, Integer))
+            return func.ST_GeomFromWKB(
+                self.binds(wkb, LargeBinary()), self.binds(self.schema.srid, Integer())
+            )
         raise _Untranslatable(type(node).__name__)
 
 
@@ -435,6 +608,7 @@ class PostgisConnector(Connector):
         self.schema_name, self.table_name = _split_table(settings.table)
         self._engine: AsyncEngine | None = None
         self._schema: _Schema | None = None
+        self._statements: dict[tuple[Any, ...], _Prepared] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -458,6 +632,9 @@ class PostgisConnector(Connector):
         statement_ms = max(1, int(timeout * 900))
         engine = create_async_engine(
             self._engine_url(),
+            # Every request is one read-only statement: no BEGIN/ROLLBACK round trips around it.
+            # The statement timeout is a session setting, so it holds without a transaction.
+            isolation_level="AUTOCOMMIT",
             pool_size=self.pg_settings.pool_size,
             max_overflow=0,
             pool_timeout=timeout,
@@ -467,6 +644,7 @@ class PostgisConnector(Connector):
                 "application_name": f"urban-twin-hub/{self.source_id}"[:63],
             },
         )
+        self._statements.clear()
         try:
             async with engine.connect() as conn:
                 self._schema = await conn.run_sync(self._reflect)
@@ -546,7 +724,30 @@ class PostgisConnector(Connector):
             columns=columns,
             kinds=kinds,
             time_column=time_column,
+            outputs=self._outputs(conn, crs, srid, flip),
+            renderings={name: _rendering(c.type) for name, c in columns.items()},
         )
+
+    @staticmethod
+    def _outputs(conn: Connection, crs: str, srid: int, flip: bool) -> dict[str, _Output]:
+        """The table's own CRS (at full precision, as stored) and those of ``OUTPUT_CRS`` this
+        database knows, with the hub's precision: 9 decimals for degrees, 3 for metres."""
+        outputs = {crs: _Output(crs, srid, flip, 9)}
+        wanted = {uri: epsg_code(uri) for uri in OUTPUT_CRS if uri not in outputs}
+        known = {
+            int(row[0])
+            for row in conn.execute(
+                text("SELECT srid FROM spatial_ref_sys WHERE srid IN :srids").bindparams(
+                    bindparam("srids", expanding=True)
+                ),
+                {"srids": sorted({code for code in wanted.values() if code is not None})},
+            )
+        }
+        for uri, code in wanted.items():
+            if code in known:
+                decimals = 9 if crs_for(uri).is_geographic else 3
+                outputs[uri] = _Output(uri, code, northing_first(uri), decimals)
+        return outputs
 
     def _config(self, message: str) -> ConnectorConfigError:
         return ConnectorConfigError(message, source_id=self.source_id)
@@ -570,9 +771,14 @@ class PostgisConnector(Connector):
             raise UpstreamTimeout(
                 "no database connection became free in time", source_id=self.source_id
             ) from exc
-        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | OSError) or (
-            isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
-        ):
+        if isinstance(
+            exc,
+            sa_exc.OperationalError
+            | sa_exc.InterfaceError
+            | psycopg.OperationalError
+            | psycopg.InterfaceError
+            | OSError,
+        ) or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated):
             raise UpstreamUnavailable(
                 f"the database cannot be reached: {str(original).strip()}", source_id=self.source_id
             ) from exc
@@ -638,7 +844,7 @@ class PostgisConnector(Connector):
                     filter=True,
                     sort=True,
                     datetime=schema.time_column is not None,
-                    crs=(schema.crs,),
+                    crs=tuple(schema.outputs),
                 ),
             )
         ]
@@ -660,7 +866,7 @@ class PostgisConnector(Connector):
     def _geometry_names(self, schema: _Schema) -> frozenset[str]:
         return (GEOMETRY_NAMES | {schema.geometry.name}) - set(schema.columns)
 
-    def _box(self, schema: _Schema, query: FeatureQuery) -> ColumnElement[Any]:
+    def _box(self, schema: _Schema, query: FeatureQuery, binds: _Binds) -> ColumnElement[Any]:
         """The bbox as a polygon in the table's CRS, densified when it had to be transformed."""
         assert query.bbox is not None
         box = query.bbox
@@ -669,38 +875,40 @@ class PostgisConnector(Connector):
             if schema.flip:
                 minx, miny, maxx, maxy = miny, minx, maxy, maxx
             return func.ST_MakeEnvelope(
-                literal(minx, Float), literal(miny, Float), literal(maxx, Float),
-                literal(maxy, Float), literal(schema.srid, Integer),
+                binds(minx, Float()), binds(miny, Float()), binds(maxx, Float()),
+                binds(maxy, Float()), binds(schema.srid, Integer()),
             )  # fmt: skip
         xs, ys = box_ring(*box.as_tuple(), box.crs, schema.crs)
         if schema.flip:
             xs, ys = ys, xs
         polygon = shapely.Polygon(np.column_stack([xs, ys]))
         return func.ST_GeomFromWKB(
-            literal(shapely.to_wkb(polygon), LargeBinary), literal(schema.srid, Integer)
+            binds(shapely.to_wkb(polygon), LargeBinary()), binds(schema.srid, Integer())
         )
 
-    def _equals(self, column: Column[Any], kind: Kind, expected: str) -> ColumnElement[bool]:
+    @staticmethod
+    def _equals(column: Column[Any], kind: Kind, expected: str, binds: _Binds) -> ColumnElement[bool]:
         """Equality with a query-string value, compared as text (typed when that is exact)."""
         if kind == "string":
-            return column == literal(expected, String)
+            return column == binds(expected, String())
         if kind == "number" and isinstance(column.type, Integer):
             try:
                 number = int(expected)
             except ValueError:
                 return false()
             # Typed, so an index can serve it; "007" is not the text of any integer.
-            return column == literal(number, column.type) if str(number) == expected else false()
+            return column == binds(number, column.type) if str(number) == expected else false()
         if kind == "number":
             # The text of a float is not unique ("1", "1.0", "1e0"): compare the numbers.
             try:
                 real = float(expected)
             except ValueError:
                 return false()
-            return column == literal(real, Float) if math.isfinite(real) else false()
-        return cast(column, Text) == literal(expected, Text)
+            return column == binds(real, Float()) if math.isfinite(real) else false()
+        return cast(column, Text) == binds(expected, Text())
 
-    def _during(self, schema: _Schema, query: FeatureQuery) -> list[ColumnElement[bool]]:
+    @staticmethod
+    def _during(schema: _Schema, query: FeatureQuery, binds: _Binds) -> list[ColumnElement[bool]]:
         """Conditions putting the time column inside the query interval."""
         assert query.datetime is not None and schema.time_column is not None
         column = schema.time_column
@@ -709,34 +917,34 @@ class PostgisConnector(Connector):
         if schema.kinds[column.name] == "date":
             # A date stands for its whole day: it matches when that day meets the interval.
             if start is not None:
-                conditions.append(column >= literal(start.astimezone(UTC).date(), Date))
+                conditions.append(column >= binds(start.astimezone(UTC).date(), Date()))
             if end is not None:
-                conditions.append(column <= literal(end.astimezone(UTC).date(), Date))
+                conditions.append(column <= binds(end.astimezone(UTC).date(), Date()))
             return conditions
         if start is not None:
-            conditions.append(column >= literal(_aware(start), DateTime(timezone=True)))
+            conditions.append(column >= binds(_aware(start), DateTime(timezone=True)))
         if end is not None:
-            conditions.append(column <= literal(_aware(end), DateTime(timezone=True)))
+            conditions.append(column <= binds(_aware(end), DateTime(timezone=True)))
         return conditions
 
-    def _conditions(self, schema: _Schema, query: FeatureQuery) -> list[ColumnElement[bool]]:
+    def _conditions(self, schema: _Schema, query: FeatureQuery, binds: _Binds) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
         if query.bbox is not None:
-            conditions.append(func.ST_Intersects(schema.geometry, self._box(schema, query)))
+            conditions.append(func.ST_Intersects(schema.geometry, self._box(schema, query, binds)))
         for name, expected in query.property_equals.items():
             if name not in schema.columns:
                 return [false()]
-            conditions.append(self._equals(schema.columns[name], schema.kinds[name], expected))
+            conditions.append(self._equals(schema.columns[name], schema.kinds[name], expected, binds))
         if query.datetime is not None:
             if schema.time_column is None:
                 raise UnsupportedQuery("this table has no time column", source_id=self.source_id)
-            conditions.extend(self._during(schema, query))
+            conditions.extend(self._during(schema, query, binds))
         if query.filter is not None:
-            conditions.append(self._filter(schema, query.filter, query.filter_crs))
+            conditions.append(self._filter(schema, query.filter, query.filter_crs, binds))
         return conditions
 
-    def _filter(self, schema: _Schema, node: ast.Node, filter_crs: str) -> ColumnElement[bool]:
-        translator = _SqlFilter(schema, self._geometry_names(schema))
+    def _filter(self, schema: _Schema, node: ast.Node, filter_crs: str, binds: _Binds) -> ColumnElement[bool]:
+        translator = _SqlFilter(schema, self._geometry_names(schema), binds)
         try:
             return translator.condition(reproject_literals(node, filter_crs, schema.crs))
         except _Untranslatable as exc:
@@ -744,95 +952,232 @@ class PostgisConnector(Connector):
                 f"this filter cannot be run in the database: {exc}", source_id=self.source_id
             ) from exc
 
-    def _order(self, schema: _Schema, sortby: Sequence[Any]) -> list[ColumnElement[Any]]:
+    def _order(
+        self, schema: _Schema, sortby: Sequence[Any], columns: ReadOnlyColumnCollection[str, Any]
+    ) -> list[ColumnElement[Any]]:
+        """ORDER BY terms over ``columns`` (the table's, or those of a page selected from it)."""
         order: list[ColumnElement[Any]] = []
         for key in sortby:
-            column = schema.columns.get(key.property)
-            if column is None:
+            if key.property not in schema.columns:
                 raise UnsupportedQuery(f"cannot sort by {key.property!r}", source_id=self.source_id)
+            column = columns[key.property]
             order.append(column.asc().nulls_last() if key.ascending else column.desc().nulls_last())
         # The id breaks ties so that pages never overlap or skip.
-        order.append(schema.id_column.asc())
+        order.append(columns[schema.id_column.name].asc())
         return order
 
-    def _columns(self, schema: _Schema) -> list[ColumnElement[Any]]:
-        geometry: ColumnElement[Any] = schema.geometry
-        if schema.flip:
+    def _output(self, schema: _Schema, crs: str, filter: ast.Node | None = None) -> _Output:
+        """The output CRS: the one asked for when the database writes it, else the table's.
+
+        With a spatial filter the page stays in the table's CRS, where the filter ran: the hub
+        checks the features against it, and coordinates rounded in another CRS could put a
+        feature on the wrong side of a literal's edge.
+        """
+        if filter is not None and _spatial(filter):
+            return schema.outputs[schema.crs]
+        return schema.outputs.get(crs) or schema.outputs[schema.crs]
+
+    def _features(
+        self,
+        schema: _Schema,
+        output: _Output,
+        rows: Select[Any],
+        sortby: Sequence[Any] = (),
+        extra: Sequence[ColumnElement[Any]] = (),
+    ) -> Select[Any]:
+        """The rows ``rows`` selects (``schema.selected``, sorted by ``sortby``) as GeoJSON
+        Feature texts, after the columns ``extra``.
+
+        The features come joined by commas in one row (``schema.aggregated``): one value is
+        much cheaper to receive than a row per feature. When some values are converted in
+        Python, there is a row per feature instead, its values after the feature text.
+        The JSON is built over the page only, so offset rows and rows a sort passes over cost
+        no JSON; PostgreSQL knows the page comes sorted, so sorting again costs nothing.
+        """
+        page = rows.subquery("page")
+        columns = page.c
+        properties = (
+            select(*(_property_sql(columns[n], r).label(n) for n, r in schema.renderings.items()))
+            .correlate(page)
+            .lateral("properties")
+        )
+        geometry: ColumnElement[Any] = columns[schema.geometry.name]
+        if output.srid != schema.srid:
+            geometry = func.ST_Transform(geometry, _sql_int(output.srid))
+        if output.flip:
             geometry = func.ST_FlipCoordinates(geometry)
         # Options 0: no ``crs`` member, which RFC 7946 GeoJSON does not have.
-        geojson = func.ST_AsGeoJSON(geometry, literal(9, Integer), literal(0, Integer))
-        return [schema.id_column, geojson, *schema.columns.values()]
+        geojson = func.ST_AsGeoJSON(geometry, _sql_int(output.decimals), _sql_int(0))
+        identifier = columns[schema.id_column.name]
+        id_json = cast(func.to_json(identifier), Text) if schema.id_in_sql else null()
+        feature = (
+            _sql_text('{"type":"Feature","id":')
+            + func.coalesce(id_json, _sql_text("null"))
+            + _sql_text(',"geometry":')
+            + func.coalesce(geojson, _sql_text("null"))
+            + _sql_text(',"properties":')
+            + cast(func.row_to_json(properties.table_valued()), Text)
+            + _sql_text("}")
+        )
+        order = self._order(schema, sortby, columns)
+        if schema.aggregated:
+            joined = func.string_agg(feature, aggregate_order_by(_sql_text(","), *order))
+            return select(*extra, joined).select_from(page.join(properties, true()))
+        in_python = [columns[name] for name in schema.in_python]
+        if not schema.id_in_sql:
+            in_python.append(identifier)
+        return select(*extra, feature, *in_python).select_from(page.join(properties, true())).order_by(*order)
 
-    def _feature(self, schema: _Schema, row: Sequence[Any]) -> Feature:
-        names = schema.columns
-        return {
-            "type": "Feature",
-            "id": _json_value(row[0]),
-            "geometry": json.loads(row[1]) if row[1] is not None else None,
-            "properties": {name: _json_value(value) for name, value in zip(names, row[2:], strict=True)},
-        }
+    def _decode(self, schema: _Schema, rows: Sequence[Sequence[Any]], at: int) -> list[Feature]:
+        """The features in column ``at`` of ``rows`` (see ``_features``)."""
+        if schema.aggregated:
+            document = "[" + (rows[0][at] or "") + "]"
+        else:
+            document = "[" + ",".join([row[at] for row in rows]) + "]"
+        try:
+            features: list[Feature] = orjson.loads(document)
+        except orjson.JSONDecodeError:
+            try:  # a json column may hold integers beyond 64 bits, which orjson refuses
+                features = json.loads(document)
+            except ValueError as exc:
+                raise UpstreamInvalidResponse(
+                    f"the database wrote a feature that is not JSON: {exc}", source_id=self.source_id
+                ) from exc
+        if not schema.aggregated:
+            for feature, row in zip(features, rows, strict=True):
+                properties = feature["properties"]
+                for index, name in enumerate(schema.in_python, start=at + 1):
+                    properties[name] = _json_value(row[index])
+                if not schema.id_in_sql:
+                    feature["id"] = _json_value(row[-1])
+        return features
+
+    def _prepared(
+        self, engine: AsyncEngine, shape: tuple[Any, ...], build: Callable[[], Select[Any]]
+    ) -> _Prepared:
+        """The compiled statement for a query shape, built and compiled the first time the
+        shape is asked for (a request's statement costs more to build than to run).
+
+        Bind parameters are named in binding order (``_Binds``), so one compiled statement
+        serves every request of its shape, each with its own values.
+        """
+        prepared = self._statements.get(shape)
+        if prepared is None:
+            compiled = build().compile(dialect=engine.dialect)
+            prepared = _Prepared(str(compiled), dict(compiled.params))
+            if len(self._statements) >= MAX_CACHED_STATEMENTS:
+                del self._statements[next(iter(self._statements))]
+            self._statements[shape] = prepared
+        return prepared
+
+    @staticmethod
+    async def _fetch(
+        conn: AsyncConnection, prepared: _Prepared, values: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """Run a compiled statement on the driver's own connection: rows of plain tuples."""
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, psycopg.AsyncConnection)
+        try:
+            cursor = await driver.execute(prepared.sql, {**prepared.defaults, **values})
+            return await cursor.fetchall()
+        except psycopg.Error:
+            if driver.broken or driver.closed:
+                await conn.invalidate()  # the pool must not hand out a dead connection again
+            raise
+
+    @staticmethod
+    def _shape(engine: AsyncEngine, condition: ColumnElement[Any]) -> str:
+        """A condition's SQL text: conditions with equal texts make equal statements."""
+        return str(condition.compile(dialect=engine.dialect))
+
+    def _page(
+        self, schema: _Schema, output: _Output, where: ColumnElement[bool], sortby: Sequence[Any], count: bool
+    ) -> Select[Any]:
+        """A page of the rows matching ``where``, with their count when asked for."""
+        rows = (
+            select(*schema.selected)
+            .where(where)
+            .order_by(*self._order(schema, sortby, schema.table.c))
+            .offset(bindparam("offset", type_=Integer()))
+            .limit(bindparam("limit", type_=Integer()))
+        )
+        # The count rides along as an uncorrelated subquery: evaluated once, no second round
+        # trip (which cost as much as the page itself).
+        extra = (
+            [select(func.count()).select_from(schema.table).where(where).scalar_subquery()] if count else []
+        )
+        return self._features(schema, output, rows, sortby, extra)
 
     async def query(self, collection: str, query: FeatureQuery) -> FeaturePage:
-        """One page of matching rows as features, in the table's CRS."""
+        """One page of matching rows as features, in ``query.crs`` when the database writes it
+        (see ``OUTPUT_CRS``), else in the table's CRS."""
         self._check_collection(collection)
         engine, schema = self._ready()
-        conditions = self._conditions(schema, query)
-        where = and_(true(), *conditions)
+        output = self._output(schema, query.crs, query.filter)
+        binds = _Binds()
+        where = and_(true(), *self._conditions(schema, query, binds))
+        where_sql = self._shape(engine, where)
+        statement = self._prepared(
+            engine,
+            ("page", output.crs, query.count, query.sortby, where_sql),
+            lambda: self._page(schema, output, where, query.sortby, query.count),
+        )
         # Without a count, one extra row tells whether there is a next page.
         fetch = query.limit if query.count else query.limit + 1
-        counted = select(func.count()).select_from(schema.table).where(where)
-        columns = self._columns(schema)
-        if query.count:
-            # The count rides along as an uncorrelated subquery: evaluated once, no second
-            # round trip (which cost as much as the page itself).
-            columns = [counted.scalar_subquery(), *columns]
-        statement = (
-            select(*columns)
-            .where(where)
-            .order_by(*self._order(schema, query.sortby))
-            .offset(query.offset)
-            .limit(fetch)
-        )
         total = None
         try:
             async with engine.connect() as conn:
-                rows: Sequence[Sequence[Any]] = (await conn.execute(statement)).all()
+                params = {**binds.values, "offset": query.offset, "limit": fetch}
+                rows: Sequence[Sequence[Any]] = await self._fetch(conn, statement, params)
                 if query.count:
-                    if rows:
+                    if rows:  # an aggregated page is one row, with the count even when empty
                         total = int(rows[0][0])
                     elif query.offset == 0:
                         total = 0
                     else:  # paged past the end: the page carried no count
-                        total = int((await conn.execute(counted)).scalar_one())
-                    rows = [row[1:] for row in rows]
-        except (sa_exc.SQLAlchemyError, OSError) as exc:
+                        counted = self._prepared(
+                            engine,
+                            ("count", where_sql),
+                            lambda: select(func.count()).select_from(schema.table).where(where),
+                        )
+                        total = int((await self._fetch(conn, counted, binds.values))[0][0])
+        except (sa_exc.SQLAlchemyError, psycopg.Error, OSError) as exc:
             self._raise(exc)
-        features = [self._feature(schema, row) for row in rows[: query.limit]]
-        more = len(rows) > query.limit if total is None else query.offset + len(features) < total
-        return FeaturePage(features=features, crs=schema.crs, number_matched=total, has_more=more)
+        features = self._decode(schema, rows, 1 if query.count else 0)
+        more = len(features) > query.limit if total is None else query.offset + len(features) < total
+        del features[query.limit :]
+        return FeaturePage(features=features, crs=output.crs, number_matched=total, has_more=more)
 
     async def get_feature(self, collection: str, feature_id: str, *, crs: str) -> Feature | None:
-        """One row by id, in the table's CRS (the hub transforms it to ``crs``)."""
+        """One row by id, in ``crs`` when the database writes it (the hub only asks for those)."""
         self._check_collection(collection)
         engine, schema = self._ready()
         column = schema.id_column
         kind = _kind(column.type)
+        binds = _Binds()
         if kind == "number" and isinstance(column.type, Integer):
             try:
-                key: ColumnElement[bool] = column == literal(int(feature_id), column.type)
+                key: ColumnElement[bool] = column == binds(int(feature_id), column.type)
             except ValueError:
                 return None
         elif kind == "string":
-            key = column == literal(feature_id, String)
+            key = column == binds(feature_id, String())
         else:
-            key = cast(column, Text) == literal(feature_id, Text)
-        statement = select(*self._columns(schema)).where(key).limit(1)
+            key = cast(column, Text) == binds(feature_id, Text())
+        output = self._output(schema, crs)
+        statement = self._prepared(
+            engine,
+            ("item", output.crs, self._shape(engine, key)),
+            lambda: self._features(schema, output, select(*schema.selected).where(key).limit(_sql_int(1))),
+        )
         try:
             async with engine.connect() as conn:
-                row = (await conn.execute(statement)).first()
-        except (sa_exc.SQLAlchemyError, OSError) as exc:
+                rows = await self._fetch(conn, statement, binds.values)
+        except (sa_exc.SQLAlchemyError, psycopg.Error, OSError) as exc:
             self._raise(exc)
-        return None if row is None else self._feature(schema, row)
+        features = self._decode(schema, rows, 0) if rows else []
+        return features[0] if features else None
 
     def supports_filter(self, collection: str, expression: ast.Node) -> bool:
         """Whether every part of the expression translates into SQL exactly."""
@@ -844,7 +1189,7 @@ class PostgisConnector(Connector):
             return False
         try:
             # Literals stay where they are: only the shape of the expression matters here.
-            _SqlFilter(schema, self._geometry_names(schema)).condition(
+            _SqlFilter(schema, self._geometry_names(schema), _Binds()).condition(
                 reproject_literals(expression, schema.crs, schema.crs)
             )
         except (_Untranslatable, ConnectorError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,20 +19,22 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import shapely
+from psycopg import sql
 from pydantic import ValidationError
 from pygeofilter import ast
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 from pyproj import Transformer
 
-from connectors.base import CRS84, RD_NEW, BBox, Feature, FeatureQuery, Interval, SortKey
+from connectors._crs import transformer
+from connectors.base import CRS84, ETRS89, RD_NEW, BBox, Feature, FeatureQuery, Interval, SortKey
 from connectors.errors import (
     ConnectorConfigError,
     UnsupportedQuery,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from connectors.postgis import PostgisConnector, PostgisSettings
+from connectors.postgis import WEB_MERCATOR, PostgisConnector, PostgisSettings
 from connectors.registry import connector_class
 from tests.fixtures.postgis import PostgisServer, _free_port
 from tests.shared_data import gpkg_rows, require_shared
@@ -43,7 +46,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 TABLE = "verblijfsobjecten"
 WGS84 = "http://www.opengis.net/def/crs/EPSG/0/4326"
 RD_TO_LONLAT = Transformer.from_crs("EPSG:28992", "OGC:CRS84", always_xy=True)
-LONLAT_TO_RD = Transformer.from_crs("OGC:CRS84", "EPSG:28992", always_xy=True)
 
 COLUMNS = """
     feature_id integer PRIMARY KEY,
@@ -240,7 +242,9 @@ async def test_describe(vbo: PostgisConnector, reference: list[dict[str, Any]]) 
         "maxy": "number",
     }  # fmt: skip
     caps = info.capabilities
-    assert (caps.filter, caps.sort, caps.datetime, caps.crs) == (True, True, True, (RD_NEW,))
+    assert (caps.filter, caps.sort, caps.datetime) == (True, True, True)
+    # The table's own CRS first, then those PostGIS transforms into itself.
+    assert caps.crs == (RD_NEW, CRS84, ETRS89, WGS84, WEB_MERCATOR)
     lons, lats = _lonlat(reference)
     minx, miny, maxx, maxy = info.extent_crs84 or (0, 0, 0, 0)
     # The extent is the densified RD envelope in CRS84: it holds every point, snugly.
@@ -251,29 +255,53 @@ async def test_describe(vbo: PostgisConnector, reference: list[dict[str, Any]]) 
 
 
 async def test_pages_return_every_row(vbo: PostgisConnector, reference: list[dict[str, Any]]) -> None:
-    features = await _all(vbo)
+    features = await _all(vbo, crs=RD_NEW)
     assert _ids(features) == [r["fid"] for r in reference]  # by key when nothing is sorted
     for got, row in zip(features, reference, strict=True):
         assert got["properties"] == _expected_properties(row)
         assert got["geometry"] == {"type": "Point", "coordinates": [row["geometry"].x, row["geometry"].y]}
 
 
-async def test_rd_output_transforms_to_crs84_within_a_centimetre(
-    vbo: PostgisConnector, postgis_server: PostgisServer
+@pytest.mark.parametrize("crs", [CRS84, ETRS89, WGS84, WEB_MERCATOR, RD_NEW])
+async def test_output_crs_within_a_centimetre_of_pyproj(
+    vbo: PostgisConnector, reference: list[dict[str, Any]], crs: str
 ) -> None:
-    features = await _all(vbo)
-    coords = np.array([f["geometry"]["coordinates"] for f in features])
-    lons, lats = RD_TO_LONLAT.transform(coords[:, 0], coords[:, 1])
-    # PostGIS's own transformation, by a different PROJ build, is the reference.
-    with postgis_server.connect("connector_postgis") as conn:
-        rows = conn.execute(
-            f"SELECT feature_id, ST_X(ST_Transform(geom, 4326)), ST_Y(ST_Transform(geom, 4326)) "
-            f"FROM bag.{TABLE} ORDER BY feature_id"
-        ).fetchall()
-    assert [r[0] for r in rows] == _ids(features)
-    ref_x, ref_y = LONLAT_TO_RD.transform(np.array([r[1] for r in rows]), np.array([r[2] for r in rows]))
-    back_x, back_y = LONLAT_TO_RD.transform(lons, lats)
-    assert float(np.max(np.hypot(ref_x - back_x, ref_y - back_y))) < 0.01
+    page = await vbo.query(TABLE, FeatureQuery(limit=5000, crs=crs))
+    assert page.crs == crs
+    assert _ids(page.features) == [r["fid"] for r in reference]
+    coords = np.array([f["geometry"]["coordinates"] for f in page.features])
+    # The hub's own transformation (pyproj, authority axis order) is the reference.
+    rd = np.array([(r["geometry"].x, r["geometry"].y) for r in reference])
+    expected_x, expected_y = transformer(RD_NEW, crs).transform(rd[:, 0], rd[:, 1])
+    if crs in (ETRS89, WGS84):
+        assert coords[:, 0].min() > 50 and coords[:, 1].max() < 10  # latitude first
+    back = transformer(crs, RD_NEW)
+    got_x, got_y = back.transform(coords[:, 0], coords[:, 1])
+    want_x, want_y = back.transform(expected_x, expected_y)
+    assert float(np.max(np.hypot(got_x - want_x, got_y - want_y))) < 0.01
+    decimals = 3 if crs == WEB_MERCATOR else 9  # metres to the millimetre; RD as stored
+    assert np.array_equal(np.round(coords, decimals), coords)
+
+
+async def test_output_crs_not_written_by_the_database_stays_in_the_table_crs(
+    vbo: PostgisConnector, reference: list[dict[str, Any]]
+) -> None:
+    page = await vbo.query(TABLE, FeatureQuery(limit=3, crs="http://www.opengis.net/def/crs/EPSG/0/3035"))
+    assert page.crs == RD_NEW
+    assert page.features[0]["geometry"]["coordinates"] == [
+        reference[0]["geometry"].x,
+        reference[0]["geometry"].y,
+    ]
+
+
+async def test_a_spatial_filter_keeps_the_page_in_the_table_crs(vbo: PostgisConnector) -> None:
+    # The hub checks the features against the filter: in the CRS the database tested them in.
+    spatial = parse_cql2_text(f"S_INTERSECTS(geom, BBOX({', '.join(map(str, AREA_CRS84.bounds))}))")
+    page = await vbo.query(TABLE, FeatureQuery(limit=5, filter=spatial, crs=CRS84))
+    assert page.crs == RD_NEW and page.features
+    plain = parse_cql2_text("huisnummer < 10")
+    page = await vbo.query(TABLE, FeatureQuery(limit=5, filter=plain, crs=CRS84))
+    assert page.crs == CRS84 and page.features
 
 
 async def test_get_feature(vbo: PostgisConnector, reference: list[dict[str, Any]]) -> None:
@@ -282,6 +310,9 @@ async def test_get_feature(vbo: PostgisConnector, reference: list[dict[str, Any]
     assert found is not None
     assert found["id"] == row["fid"]
     assert found["properties"] == _expected_properties(row)
+    assert found["geometry"] == {"type": "Point", "coordinates": [row["geometry"].x, row["geometry"].y]}
+    page = await vbo.query(TABLE, FeatureQuery(limit=1, offset=321, crs=WGS84))
+    assert await vbo.get_feature(TABLE, str(row["fid"]), crs=WGS84) == page.features[0]
     for missing in ("1", "abc", "", "3072221.5"):
         assert await vbo.get_feature(TABLE, missing, crs=RD_NEW) is None
     with pytest.raises(UnsupportedQuery):
@@ -588,6 +619,192 @@ async def test_sortby_with_paging(
     got = _ids(await _all(vbo, sortby=sortby))
     assert len(set(got)) == len(got) == len(reference)
     assert got == [r["fid"] for r in rows]
+
+
+# --- property values of every column type --------------------------------------------
+
+TYPED_COLUMNS = """
+    id integer PRIMARY KEY, geom geometry(Point, 28992),
+    t text, vc varchar(10), ch char(4), b boolean, i2 smallint, i8 bigint,
+    f8 double precision, f4 real, n numeric(12, 2), nn numeric,
+    d date, ts timestamp, tstz timestamptz, u uuid, j json, jb jsonb, ta text[], ia integer[]
+"""
+TYPED_ROWS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "1, E'tekst \"met\" \\\\ en \u00fc\\t', 'kort', 'ab', true, -3, 9007199254740993, 2, 0.1, 12.5, "
+        "'NaN', '2024-02-29', '2024-02-29 13:14:15', '2024-02-29 13:14:15+01', "
+        "'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{\"a\": 1, \"b\": [1.5, \"x\", null]}', "
+        "'{\"z\": 1, \"a\": {\"b\": 2.0}}', '{a,NULL,\"b c\"}', '{{1,2},{3,4}}'",
+        {
+            "t": 'tekst "met" \\ en \u00fc\t', "vc": "kort", "ch": "ab  ", "b": True, "i2": -3,
+            "i8": 9007199254740993, "f8": 2.0, "f4": 0.1, "n": 12.5, "nn": None, "d": "2024-02-29",
+            "ts": "2024-02-29T13:14:15", "tstz": "2024-02-29T12:14:15Z",
+            "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "j": {"a": 1, "b": [1.5, "x", None]},
+            "jb": {"a": {"b": 2.0}, "z": 1}, "ta": ["a", None, "b c"], "ia": [[1, 2], [3, 4]],
+        },
+    ),
+    (
+        "2, '', NULL, NULL, false, 0, 0, 'NaN', 3, 2, 123456789012345678901234567890.125, '0999-01-01', "
+        "'2024-02-29 13:14:15.1', '2024-02-29 23:59:59.999999+00', NULL, '7', '\"x\"', '{}', '{}'",
+        {
+            "t": "", "vc": None, "ch": None, "b": False, "i2": 0, "i8": 0, "f8": None, "f4": 3.0,
+            "n": 2.0, "nn": 1.2345678901234568e29, "d": "0999-01-01",
+            "ts": "2024-02-29T13:14:15.100000", "tstz": "2024-02-29T23:59:59.999999Z", "u": None,
+            "j": 7, "jb": "x", "ta": [], "ia": [],
+        },
+    ),
+    *(
+        (
+            f"{3 + i}, NULL, NULL, NULL, NULL, NULL, NULL, {f8}, {f4}, NULL, NULL, NULL, NULL, NULL, "
+            "NULL, NULL, NULL, NULL, NULL",
+            {
+                **dict.fromkeys(["t", "vc", "ch", "b", "i2", "i8"]), "f8": f8_value, "f4": f4_value,
+                **dict.fromkeys(["n", "nn", "d", "ts", "tstz", "u", "j", "jb", "ta", "ia"]),
+            },
+        )
+        for i, (f8, f8_value, f4, f4_value) in enumerate(
+            [
+                ("'Infinity'", None, "'NaN'", None),
+                ("'-Infinity'", None, "1e10", 1e10),
+                ("1e20", 1e20, "'-Infinity'", None),
+                ("123456789012345", 123456789012345.0, "-2.5", -2.5),
+                ("1e15", 1e15, "NULL", None),
+                ("-0.0", -0.0, "0", 0.0),
+                ("5e-324", 5e-324, "NULL", None),
+                ("NULL", None, "NULL", None),
+            ]
+        )
+    ),
+]  # fmt: skip
+
+PYTHON_COLUMNS = """
+    id numeric PRIMARY KEY, geom geometry(Point, 28992), ti time, tz timetz, iv interval,
+    by bytea, fa double precision[], ip inet, t text, f8 double precision
+"""
+PYTHON_ROWS: list[tuple[str, Any, dict[str, Any]]] = [
+    (
+        "7, '12:34:56.5', '12:00:00+02', '1 day 02:00:00', '\\x0102ff', '{1.5,NaN,2}', "
+        "'192.168.0.1/24', 'x', 2",
+        7.0,
+        {
+            "id": 7.0, "ti": "12:34:56.500000", "tz": "12:00:00+02:00", "iv": "1 day, 2:00:00",
+            "by": "AQL/", "fa": [1.5, None, 2.0], "ip": "192.168.0.1/24", "t": "x", "f8": 2.0,
+        },
+    ),
+    (
+        "8.5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'NaN'",
+        8.5,
+        {
+            "id": 8.5, "ti": None, "tz": None, "iv": None, "by": None, "fa": None, "ip": None,
+            "t": None, "f8": None,
+        },
+    ),
+]  # fmt: skip
+
+
+def _typed(value: Any) -> Any:
+    """A JSON value with the Python type of every scalar, so that 2 and 2.0 differ."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    return (type(value).__name__, value)
+
+
+@pytest.fixture(scope="module")
+def typed_tables(postgis_server: PostgisServer, database: str) -> str:
+    """``bag.typen`` (values the database writes as JSON) and ``bag.typen_python`` (values
+    converted in Python), each row with the properties the connector returns for it."""
+    with postgis_server.connect("connector_postgis") as conn:
+        conn.execute(f"CREATE TABLE bag.typen ({TYPED_COLUMNS})")
+        conn.execute(f"CREATE TABLE bag.typen_python ({PYTHON_COLUMNS})")
+        point = "ST_SetSRID(ST_Point(121000, 487000), 28992)"
+        for values, _ in TYPED_ROWS:
+            key, rest = values.split(", ", 1)
+            conn.execute(f"INSERT INTO bag.typen VALUES ({key}, {point}, {rest})")  # the literals above
+        for values, _, _ in PYTHON_ROWS:
+            key, rest = values.split(", ", 1)
+            conn.execute(f"INSERT INTO bag.typen_python VALUES ({key}, {point}, {rest})")
+    return database
+
+
+@pytest.mark.parametrize("crs", [RD_NEW, CRS84])
+async def test_property_values_keep_their_json_types(
+    typed_tables: str, http: httpx.AsyncClient, crs: str
+) -> None:
+    connector = PostgisConnector(
+        PostgisSettings(dsn=typed_tables, table="bag.typen"), source_id="t", http=http
+    )
+    await connector.open()
+    try:
+        page = await connector.query("typen", FeatureQuery(limit=100, crs=crs))
+        assert page.number_matched == len(TYPED_ROWS)
+        for feature, (_, expected) in zip(page.features, TYPED_ROWS, strict=True):
+            assert isinstance(feature["id"], int)
+            properties = {"id": feature["id"], **expected}
+            assert list(feature["properties"]) == list(properties)  # in the table's column order
+            assert _typed(feature["properties"]) == _typed(properties)
+            assert await connector.get_feature("typen", str(feature["id"]), crs=crs) == feature
+    finally:
+        await connector.close()
+
+
+async def test_property_values_converted_in_python(typed_tables: str, http: httpx.AsyncClient) -> None:
+    settings = PostgisSettings(dsn=typed_tables, table="bag.typen_python")
+    connector = PostgisConnector(settings, source_id="t", http=http)
+    await connector.open()
+    try:
+        page = await connector.query("typen_python", FeatureQuery(limit=100, crs=CRS84))
+        assert page.number_matched == len(PYTHON_ROWS)
+        for feature, (_, key, expected) in zip(page.features, PYTHON_ROWS, strict=True):
+            assert _typed(feature["id"]) == _typed(key)
+            assert list(feature["properties"]) == list(expected)
+            assert _typed(feature["properties"]) == _typed(expected)
+            assert feature["geometry"]["coordinates"] == pytest.approx([4.883, 52.36], abs=0.01)
+        assert (await connector.query("typen_python", FeatureQuery(limit=1, offset=5))).features == []
+        empty = await connector.query("typen_python", FeatureQuery(limit=1, offset=5, count=False))
+        assert (empty.features, empty.has_more) == ([], False)
+        found = await connector.get_feature("typen_python", "8.5", crs=CRS84)
+        assert found is not None and found["id"] == 8.5
+        assert await connector.get_feature("typen_python", "9", crs=CRS84) is None
+    finally:
+        await connector.close()
+
+
+# --- reads without explicit transactions --------------------------------------------------
+
+
+async def test_reads_run_outside_explicit_transactions(
+    postgis_server: PostgisServer, http: httpx.AsyncClient
+) -> None:
+    """The statements the server receives for reads, as its statement log shows them: a read
+    needs no BEGIN/ROLLBACK round trips around it."""
+    name = "connector_postgis_statements"
+    url = postgis_server.create_database(name)
+    with postgis_server.connect(name) as conn:
+        conn.execute("CREATE TABLE punten (id integer PRIMARY KEY, geom geometry(Point, 28992), naam text)")
+        conn.execute("INSERT INTO punten VALUES (1, ST_SetSRID(ST_Point(121000, 487000), 28992), 'een')")
+        # Sessions opened from now on log every statement they run.
+        conn.execute(sql.SQL("ALTER DATABASE {} SET log_statement = 'all'").format(sql.Identifier(name)))
+    connector = PostgisConnector(PostgisSettings(dsn=url, table="punten"), source_id="log", http=http)
+    await connector.open()  # (SQLAlchemy reads the server's settings once, in a transaction)
+    logged_from = postgis_server.logfile.stat().st_size
+    try:
+        await connector.describe()
+        for crs in (CRS84, RD_NEW):
+            assert (await connector.query("punten", FeatureQuery(limit=5, crs=crs))).number_matched == 1
+            assert (await connector.query("punten", FeatureQuery(limit=5, offset=3))).number_matched == 1
+            assert await connector.get_feature("punten", "1", crs=crs) is not None
+    finally:
+        await connector.close()
+    with postgis_server.logfile.open(errors="replace") as log:
+        log.seek(logged_from)
+        statements = [line for line in log if "statement: " in line or "execute " in line]
+    assert len(statements) >= 7  # the log did record them
+    transaction = re.compile(
+        r"(statement|execute [^:]*): *(BEGIN|START|COMMIT|ROLLBACK|END)\b", re.IGNORECASE
+    )
+    assert [line for line in statements if transaction.search(line)] == []
 
 
 # --- failures at request time ------------------------------------------------------------
