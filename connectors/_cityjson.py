@@ -219,6 +219,13 @@ def decode_vertices(vertices: Any, transform: Transform | None) -> npt.NDArray[n
         raise ValueError("vertices must be triples")
     if transform is not None:
         array = array * np.asarray(transform.scale) + np.asarray(transform.translate)
+        # integer x 0.001 + translate carries float noise (85309.78199999999 for 85309.782).
+        # Rounding well below the data's own precision removes it; a translate may have more
+        # decimals than the scale (3D BAG headers hold float32 values such as 85088.390625).
+        for axis, scale in enumerate(transform.scale):
+            if scale > 0:
+                digits = min(15, max(9, math.ceil(-math.log10(scale)) + 6))
+                array[:, axis] = np.round(array[:, axis], digits)
     return array
 
 
