@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,6 +46,7 @@ from tests.cityjson_reference import (
     lod0_rings,
     read_sequence,
 )
+from tests.fixtures.hub import hub_settings, serve_hub, wait_until_served
 from tests.fixtures.loopback import raw_tcp, refusing_port, serve
 from tests.fixtures.threedbag import (  # noqa: F401 - threedbag_apis is a fixture
     ITEMS_PARAMETERS,
@@ -638,3 +640,49 @@ async def test_api_and_file_give_the_same_features(
     await file_connector.open()
     from_file = await file_connector.query("delft_3dbag", FeatureQuery(limit=1000))
     assert from_api.features == from_file.features
+
+
+# --- through the hub -----------------------------------------------------------------------
+
+
+def test_the_hub_serves_the_api_and_the_file(
+    threedbag_apis: ThreeDBagApis,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Registered as sources, both connectors answer OGC API requests; what the API cannot do
+    (CQL2) the hub does, and the answers agree with brute force."""
+    header, lines = read_sequence(CURRENT_JSONL)
+    sources = [
+        {"id": "bag3d", "title": "3D BAG", "connector": "3dbag", "classification": "open",
+         "url": threedbag_apis.current.url},
+        {"id": "delft", "title": "Delft", "connector": "cityjson", "classification": "open",
+         "path": str(CURRENT_JSONL)},
+    ]  # fmt: skip
+    box = (4.3690, 52.0040, 4.3730, 52.0070)
+    in_box = []
+    for line in lines:
+        rings = lod0_rings(line["CityObjects"], line["id"], line["vertices"], header["transform"])
+        assert rings is not None
+        xs, ys = RD_TO_LONLAT.transform([p[0] for p in rings[0]], [p[1] for p in rings[0]])
+        if shapely.Polygon(list(zip(xs, ys, strict=True))).intersects(shapely.box(*box)):
+            in_box.append(line["id"])
+    tall = [
+        line["id"] for line in lines if line["CityObjects"][line["id"]]["attributes"]["b3_h_dak_max"] > 20
+    ]
+    with serve_hub(hub_settings(tmp_path, sources)) as base:
+        for collection in ("bag3d", "delft"):
+            wait_until_served(base, collection)
+            items = f"{base}/ogc/v1/collections/{collection}/items"
+            got = httpx.get(
+                items, params={"f": "json", "limit": 1000, "bbox": ",".join(map(str, box))}, timeout=30
+            )
+            assert got.status_code == 200, got.text
+            assert [f["id"] for f in got.json()["features"]] == in_box
+            filtered = httpx.get(
+                items, params={"f": "json", "limit": 1000, "filter": "h_dak_max > 20"}, timeout=30
+            )
+            assert filtered.status_code == 200, filtered.text
+            assert [f["id"] for f in filtered.json()["features"]] == tall
+            one = httpx.get(f"{items}/{lines[3]['id']}", params={"f": "json"}, timeout=30)
+            assert one.status_code == 200 and one.json()["properties"]["identificatie"] == lines[3]["id"]
+            assert httpx.get(f"{items}/NL.IMBAG.Pand.0503100000000000", timeout=30).status_code == 404
