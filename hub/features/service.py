@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from connectors.base import BBox, Feature, FeaturePage, FeatureQuery, SortKey
+from connectors.base import CITYJSON, BBox, Feature, FeaturePage, FeatureQuery, SortKey
 from connectors.errors import ConnectorError, UpstreamTimeout
 from hub.errors import BadRequest, HubError, NotFound, from_connector_error
 from hub.features.cql import compile_predicate, transform_literals
@@ -60,6 +60,7 @@ class FeatureService:
         )
         if feature is None:
             raise NotFound(f"collection {binding.id!r} has no feature {feature_id!r}")
+        feature = _without_cityjson(feature)
         transform_features([feature], wanted, crs)
         return feature
 
@@ -229,6 +230,7 @@ class FeatureService:
         has_more: bool | None,
     ) -> ItemsResult:
         """Transform to the requested CRS and project properties and geometry."""
+        features = [_without_cityjson(feature) for feature in features]
         transform_features(features, crs, request.crs)
         if request.properties is not None or request.skip_geometry:
             keep = set(request.properties) if request.properties is not None else None
@@ -240,6 +242,13 @@ class FeatureService:
                 if request.skip_geometry:
                     feature["geometry"] = None
         return ItemsResult(features, number_matched, has_more)
+
+
+def _without_cityjson(feature: Feature) -> Feature:
+    """The feature without the 3D model a connector handed over (GeoJSON carries the footprint)."""
+    if CITYJSON not in feature:
+        return feature
+    return {key: value for key, value in feature.items() if key != CITYJSON}
 
 
 def _outside_extent(binding: CollectionBinding, bbox: BBox) -> bool:
