@@ -20,6 +20,7 @@ from pygeoapi.formats import F_HTML
 from pygeoapi.util import render_j2_template
 from starlette.concurrency import run_in_threadpool
 
+from connectors.base import CALLER_CREDENTIALS
 from hub.errors import PROBLEM_JSON, HubError, NotFound, error_for_status
 from hub.features.params import (
     COMMON_PARAMETERS,
@@ -125,6 +126,12 @@ async def _run(handler: Callable[..., Any], *args: Any) -> Response:
     return Response(content=content, status_code=status, headers=dict(headers))
 
 
+def _bearer_token(request: Request) -> str | None:
+    """The caller's bearer token, which a ``hub`` source may forward to its peer."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
 def _terms(state: EngineState, collection_id: str) -> CollectionTerms:
     terms = state.terms.get(collection_id)
     if terms is None:
@@ -197,6 +204,7 @@ def build_router() -> APIRouter:
     async def items(collection_id: str, request: Request, engine: Engine) -> Response:
         state = engine.state
         items_request = parse_items_request(request.query_params, _terms(state, collection_id))
+        CALLER_CREDENTIALS.set(_bearer_token(request))
         if engine.native_geojson and wants_geojson(request):
             binding = state.bindings[collection_id]
             result = await engine.service.items(binding, items_request)
@@ -221,6 +229,7 @@ def build_router() -> APIRouter:
     async def item(collection_id: str, feature_id: str, request: Request, engine: Engine) -> Response:
         state = engine.state
         crs = parse_item_crs(request.query_params, _terms(state, collection_id))
+        CALLER_CREDENTIALS.set(_bearer_token(request))
         if engine.native_geojson and wants_geojson(request):
             binding = state.bindings[collection_id]
             feature = await engine.service.item(binding, feature_id, crs)
