@@ -120,7 +120,7 @@ def normalised(feature: dict[str, Any]) -> dict[str, Any]:
 def located_points(store: SensorStore) -> dict[int, tuple[float, float]]:
     """The lon/lat of every Thing with a GeoJSON point Location."""
     return {
-        thing_id: tuple(feature["geometry"]["coordinates"])  # type: ignore[misc]
+        thing_id: tuple(feature["geometry"]["coordinates"])
         for thing_id, feature in reference(store).items()
         if feature["geometry"] is not None
     }
@@ -263,7 +263,7 @@ async def test_datetime_shows_the_latest_reading_within_and_leaves_out_silent_th
     features, counts = await read_all(connector, 10, datetime=DAY_TWO)
     assert [normalised(f) for f in features] == list(expected.values())
     assert counts[-1] == len(expected)
-    assert all(DAY_TWO.start <= _time(f["properties"]["phenomenonTime"]) <= DAY_TWO.end for f in features)  # type: ignore[operator]
+    assert all(DAY_TWO.start <= _time(f["properties"]["phenomenonTime"]) <= DAY_TWO.end for f in features)
 
 
 async def test_datetime_pages_resume_where_the_previous_page_ended(
