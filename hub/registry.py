@@ -97,6 +97,14 @@ class CollectionBinding:
         return {f.name: f.type for f in self.info.fields}
 
 
+@dataclass(slots=True, eq=False)
+class PreparedSource:
+    """A source whose connector is open and whose collections are known, not yet served."""
+
+    live: LiveSource
+    infos: list[CollectionInfo]
+
+
 Listener = Callable[[], Awaitable[None]]
 
 
@@ -172,7 +180,13 @@ class SourceRegistry:
     async def activate(
         self, registration: SourceRegistration, *, probe: bool = True, force: bool = False
     ) -> LiveSource:
-        """Open a registration's connector and serve its collections.
+        """Open a registration's connector and serve its collections (``prepare`` + ``serve``)."""
+        return await self.serve(await self.prepare(registration, probe=probe, force=force))
+
+    async def prepare(
+        self, registration: SourceRegistration, *, probe: bool = True, force: bool = False
+    ) -> PreparedSource:
+        """Open a registration's connector and harvest its collections, without serving them.
 
         With ``probe`` the source must answer and offer the registered collections, unless
         ``force`` is set, in which case it is served and shown as unhealthy.
@@ -187,27 +201,45 @@ class SourceRegistry:
                 if not force:
                     await connector.close()
                     raise
+        try:
+            self._refuse_clash(registration.id, self._bind(live, infos))
+        except Conflict:
+            await connector.close()
+            raise
+        return PreparedSource(live, infos)
+
+    async def serve(self, prepared: PreparedSource) -> LiveSource:
+        """Serve a prepared source's collections, replacing its previous version."""
+        live = prepared.live
+        source_id = live.registration.id
         async with self._lock:
-            previous = self._sources.get(registration.id)
-            bindings = self._bind(live, infos)
-            clash = {
-                cid: other.source.registration.id
-                for cid, other in self._collections.items()
-                if cid in bindings and other.source.registration.id != registration.id
-            }
-            if clash:
-                await connector.close()
-                raise Conflict(
-                    "collection id(s) already served by another source: "
-                    + ", ".join(f"{cid} ({src})" for cid, src in clash.items())
-                )
-            self._drop_bindings(registration.id)
-            self._sources[registration.id] = live
+            bindings = self._bind(live, prepared.infos)
+            try:
+                self._refuse_clash(source_id, bindings)
+            except Conflict:
+                await live.connector.close()
+                raise
+            previous = self._sources.get(source_id)
+            self._drop_bindings(source_id)
+            self._sources[source_id] = live
             self._collections.update(bindings)
+            self._unservable.pop(source_id, None)
         if previous is not None:
             await previous.connector.close()
         await self._notify()
         return live
+
+    def _refuse_clash(self, source_id: str, bindings: dict[str, CollectionBinding]) -> None:
+        clash = {
+            cid: other.source.registration.id
+            for cid, other in self._collections.items()
+            if cid in bindings and other.source.registration.id != source_id
+        }
+        if clash:
+            raise Conflict(
+                "collection id(s) already served by another source: "
+                + ", ".join(f"{cid} ({src})" for cid, src in clash.items())
+            )
 
     async def deactivate(self, source_id: str) -> None:
         """Withdraw a source and its collections."""
@@ -260,7 +292,6 @@ class SourceRegistry:
                 LOG.error("source %s cannot be served: %s", source_id, exc.detail)
                 self._unservable[source_id] = (registration, exc.detail)
                 continue
-            self._unservable.pop(source_id, None)
             changed.append(source_id)
         return changed
 

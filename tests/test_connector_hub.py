@@ -101,9 +101,15 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
         with serve(recording_proxy(b, recorder)) as proxy:
             source_a = {"id": "buren", "title": "Buurgemeente", "connector": "hub", "classification": "open",
                         "url": proxy, "timeout": 30}  # fmt: skip
-            with serve_hub(hub_settings(tmp_path_factory.mktemp("hub-a"), [source_a])) as a:
+            on_behalf = {"id": "namens", "title": "Buurgemeente namens de gebruiker", "connector": "hub",
+                         "classification": "open", "url": proxy, "timeout": 30, "forward_token": True,
+                         "collections": [{"upstream": "afvalbakken", "id": "namens-afvalbakken"}],
+                         }  # fmt: skip
+            settings_a = hub_settings(tmp_path_factory.mktemp("hub-a"), [source_a, on_behalf])
+            with serve_hub(settings_a) as a:
                 wait_until_served(a, "buren-afvalbakken")
                 wait_until_served(a, "buren-bekendmakingen")
+                wait_until_served(a, "namens-afvalbakken")
                 yield Peers(a, b, proxy, recorder)
 
 
@@ -259,9 +265,27 @@ def test_a_single_item_in_two_crss(peers: Peers) -> None:
     assert httpx.get(f"{a_items(peers, 'afvalbakken')}/999999", timeout=30).status_code == 404
 
 
+def test_the_hub_forwards_the_callers_token_only_for_sources_that_allow_it(peers: Peers) -> None:
+    headers = {"Authorization": "Bearer token-van-de-gebruiker"}
+    for collection, expected in (
+        ("namens-afvalbakken", "Bearer token-van-de-gebruiker"),
+        ("buren-afvalbakken", None),
+    ):
+        mark = len(peers.recorder.requests)
+        for path in ("items", "items/1"):
+            response = httpx.get(
+                f"{peers.a}/ogc/v1/collections/{collection}/{path}", headers=headers, timeout=30
+            )
+            assert response.status_code == 200, response.text
+        forwarded = peers.recorder.since(mark, "/items")
+        assert len(forwarded) == 2 and {auth for _, _, auth in forwarded} == {expected}, forwarded
+
+
 def test_the_peer_shows_as_a_healthy_source(peers: Peers) -> None:
     health = httpx.get(f"{peers.a}/api/v1/health", timeout=30).json()
-    [buren] = health["sources"]
+    sources = {source["id"]: source for source in health["sources"]}
+    assert set(sources) == {"buren", "namens"}
+    buren = sources["buren"]
     assert buren["connector"] == "hub" and buren["state"] == "healthy"
     assert buren["collections"] == ["buren-afvalbakken", "buren-bekendmakingen"]
 

@@ -69,11 +69,18 @@ async def create_source(
     registration = parse_registration(body)
     if await run_in_threadpool(context.store.get, registration.id) is not None:
         raise Conflict(f"a source {registration.id!r} is registered already")
-    live = await context.registry.activate(registration, probe=True, force=force)
+    # stored before it is served, so that the catalogue follower never sees a live source
+    # that the catalogue does not hold
+    prepared = await context.registry.prepare(registration, probe=True, force=force)
     try:
         await run_in_threadpool(context.store.add, registration)
     except Conflict:
-        await context.registry.deactivate(registration.id)
+        await prepared.live.connector.close()
+        raise
+    try:
+        live = await context.registry.serve(prepared)
+    except Conflict:
+        await run_in_threadpool(context.store.delete, registration.id)
         raise
     response.headers["Location"] = f"{context.settings.server.base_url}/api/v1/sources/{registration.id}"
     return {
@@ -95,8 +102,13 @@ async def replace_source(
         raise InvalidRegistration(f"the body's id {registration.id!r} differs from {source_id!r}")
     if await run_in_threadpool(context.store.get, source_id) is None:
         raise NotFound(f"no source {source_id!r}")
-    live = await context.registry.activate(registration, probe=True, force=force)
-    await run_in_threadpool(context.store.replace, registration)
+    prepared = await context.registry.prepare(registration, probe=True, force=force)
+    try:
+        await run_in_threadpool(context.store.replace, registration)
+    except NotFound:
+        await prepared.live.connector.close()
+        raise
+    live = await context.registry.serve(prepared)
     return {
         **registration.public_dict(),
         "status": source_status(context, live).model_dump(mode="json"),

@@ -110,7 +110,7 @@ class SourceRegistration(BaseModel):
     @model_validator(mode="after")
     def _no_secret_in_clear(self) -> SourceRegistration:
         for key, value in self.connector_settings().items():
-            if _SECRET_KEY.search(key):
+            if _SECRET_KEY.search(key) and isinstance(value, str):  # flags such as forward_token pass
                 raise ValueError(
                     f"{key!r} would store a secret in clear; name an environment variable "
                     f"instead with '{key}_env'"

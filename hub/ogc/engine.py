@@ -128,8 +128,9 @@ class OgcEngine:
         self._registry = registry
         self._service = service
         self._state: EngineState | None = None
-        self._rebuild_lock = asyncio.Lock()
-        self._dirty = False
+        self._build_lock = asyncio.Lock()
+        self._requested = 0  # generations asked for
+        self._built = 0  # the newest generation served
 
     @property
     def service(self) -> FeatureService:
@@ -154,16 +155,24 @@ class OgcEngine:
         return self._state
 
     async def rebuild(self) -> None:
-        """Build a new generation from the registry's collections, off the event loop."""
-        self._dirty = True
-        if self._rebuild_lock.locked():
-            return  # the running rebuild will see the flag and go again
-        async with self._rebuild_lock:
-            while self._dirty:
-                self._dirty = False
-                bindings = self._registry.collections()
-                runtime = Runtime(self._service, asyncio.get_running_loop())
-                self._state = await asyncio.to_thread(self._build, bindings, runtime)
+        """Build a new generation from the registry's collections, off the event loop.
+
+        Returns once a generation that includes every change made before the call is served,
+        so an API call that changed the catalogue answers only when its change shows. Builds
+        run one at a time; a caller whose change a later build already covered returns at once.
+        """
+        self._requested += 1
+        wanted = self._requested
+        async with self._build_lock:
+            if self._built >= wanted:
+                return
+            # no await between reading the counter and the snapshot: the build covers both
+            target, bindings = self._requested, self._registry.collections()
+            self._state = await asyncio.to_thread(self._build, bindings, self._runtime())
+            self._built = target
+
+    def _runtime(self) -> Runtime:
+        return Runtime(self._service, asyncio.get_running_loop())
 
     def _build(self, bindings: dict[str, CollectionBinding], runtime: Runtime) -> EngineState:
         config = pygeoapi_config(self._settings, bindings, runtime)
