@@ -532,7 +532,7 @@ def _value(element: Element, kind: FieldType | None) -> Any:
         return None
     inner = children(element)
     if inner:
-        if len(inner) == 1 and local(inner[0]) in {"TimeInstant", "TimePeriod"}:
+        if len(inner) == 1 and local(inner[0]) in {"TimeInstant", "TimePeriod", "timePosition"}:
             return _time_value(inner[0])
         nested: dict[str, Any] = {}
         for child in inner:
@@ -556,6 +556,10 @@ def _value(element: Element, kind: FieldType | None) -> Any:
 
 
 def _time_value(element: Element) -> Any:
+    """A GML time as ISO text (MapServer writes the bare ``timePosition``), a period as
+    ``[begin, end]``."""
+    if local(element) == "timePosition":
+        return text_of(element) or None
     if local(element) == "TimeInstant":
         position = next((c for c in children(element) if local(c) == "timePosition"), None)
         return text_of(position) if position is not None else None

@@ -9,10 +9,13 @@ as the ``BBOX`` parameter or, beside a filter, as a FES ``BBOX``.
 
 What the hub relies on is checked here rather than assumed. A bbox given in the feature
 type's own CRS is pushed down as it is and every returned feature is tested against it; a
-bbox in another CRS is pushed down as an enclosing envelope and the exact test is done here
-(servers transform a box by its corners). Equality on a property is pushed down as FES where
-the server can, and the answers are checked; a server caught returning features that do not
-match is from then on only used to narrow the search, and the matching is done here.
+bbox in another CRS is pushed down as an enclosing envelope in the type's CRS and the test
+is done here on the box's densified outline (servers transform a box by its corners). Features
+are then asked in the type's own CRS, in which the test is made, and the hub transforms them.
+Equality on a property is pushed down as FES where the server can, and the answers are
+checked; a server caught returning features that do not match is from then on only used to
+narrow the search, and the matching is done here. A CRS the server offers is used only after
+one feature written in it agreed with the hub's own transformation.
 
 Feature ids are the ``gml:id`` the server writes (MapServer: ``<layer>.<key>``), which is what
 ``RESOURCEID`` takes back. Coordinates are handed on in the authority axis order of their
@@ -22,10 +25,13 @@ CRS (see ``connectors._gml``); CRS84 is offered wherever EPSG:4326 is, by swappi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import os
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -42,7 +48,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from connectors._cql import reproject_literals
-from connectors._crs import WGS84, box_ring, transformer
+from connectors._crs import WGS84, box_ring, crs_for, transformer
 from connectors._fes import (
     FES20,
     FesEncoder,
@@ -112,6 +118,16 @@ ENVELOPE_PADDING = 1e-6
 """Relative padding of an envelope pushed down for a box in another CRS, so that rounding in the
 server's own transformation never trims a feature that the exact test here would keep."""
 
+COUNT_SECONDS = 30.0
+COUNT_QUERIES = 128
+"""How long, and for how many queries, a RESULTTYPE=hits count is reused."""
+TRANSFORM_TOLERANCE_METRES = 0.5
+"""How far a server's reprojection may stray from the hub's before the hub does it itself
+(grid-based and Helmert transformations between RD and ETRS89 differ by up to 25 cm)."""
+EXTENT_PADDING = 0.1
+EXTENT_MARGIN_DEGREES = 0.001
+"""How much a WGS84BoundingBox is widened (relative, and in degrees) before the hub uses it."""
+
 # Exception codes (OWS Common, WFS 2.0) that say the request was at fault, and those that say
 # the server was.
 _CLIENT_CODES = frozenset({
@@ -180,6 +196,11 @@ class WfsSettings(ConnectorSettings):
     )
     page_size: int = Field(
         1000, ge=1, le=10_000, description="Features per GetFeature request when reading through"
+    )
+    server_transforms: bool = Field(
+        True,
+        description="Ask the server for the CRS the hub wants (SRSNAME); off, features are "
+        "asked in each type's own CRS and the hub transforms them",
     )
     count_with_hits: bool = Field(
         True, description="Ask RESULTTYPE=hits for numberMatched when the pages do not say it"
@@ -355,6 +376,7 @@ class WfsConnector(Connector):
         self._service: _Service | None = None
         self._collections: dict[str, _Collection] = {}
         self._loose: set[str] = set()
+        self._counts: OrderedDict[tuple[tuple[str, str], ...], tuple[float, int | None]] = OrderedDict()
         self._lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -384,8 +406,7 @@ class WfsConnector(Connector):
 
         async def one(collection_id: str, feature_type: _FeatureType) -> CollectionInfo:
             async with limiter:
-                schema = await self._load_schema(feature_type)
-            meta = _Collection(collection_id, feature_type, schema)
+                meta = await self._load_collection(collection_id, feature_type)
             self._collections[collection_id] = meta
             return self._info(meta, service)
 
@@ -420,7 +441,8 @@ class WfsConnector(Connector):
         meta = await self._meta(collection)
         if not _NCNAME.match(feature_id):
             return None  # not a gml:id, so no feature can have it
-        ask = crs if meta.type.offers(crs) else meta.type.storage_crs
+        offered = self.settings.server_transforms and meta.type.offers(crs)
+        ask = crs if offered else meta.type.storage_crs
         params = {
             "REQUEST": "GetFeature",
             "RESOURCEID": feature_id,
@@ -490,6 +512,67 @@ class WfsConnector(Connector):
             chosen[collection] = feature_type
         return chosen
 
+    async def _load_collection(self, collection: str, feature_type: _FeatureType) -> _Collection:
+        """Schema and checked CRSs of one feature type."""
+        meta = _Collection(collection, feature_type, await self._load_schema(feature_type))
+        if not self.settings.server_transforms or len(feature_type.crs) < 2:
+            return meta
+        trusted = await self._trusted_crs(meta)
+        if trusted == feature_type.crs:
+            return meta
+        names = {uri: feature_type.srs_names[uri] for uri in trusted}
+        return dataclasses.replace(meta, type=dataclasses.replace(feature_type, crs=trusted, srs_names=names))
+
+    async def _trusted_crs(self, meta: _Collection) -> tuple[str, ...]:
+        """The type's CRSs in which the server writes what the hub's own transformation gives.
+
+        A server's reprojection can be far off (MapServer 8.0 on Debian 12 writes EPSG:4258
+        some 114 m away from RD, with a datum shift left out); one feature is read in each CRS
+        and compared, and a CRS that disagrees is left to the hub to produce.
+        """
+        storage = meta.type.storage_crs
+        reference = await self._first_feature(meta, storage)
+        if reference is None or not reference.get("geometry"):
+            return meta.type.crs
+        source = shapely.get_coordinates(shape(reference["geometry"]))
+        trusted = [storage]
+        others = await asyncio.gather(*(self._first_feature(meta, crs) for crs in meta.type.crs[1:]))
+        for crs, other in zip(meta.type.crs[1:], others, strict=True):
+            if other is None or other.get("id") != reference.get("id") or not other.get("geometry"):
+                trusted.append(crs)  # nothing to compare: taken on trust
+                continue
+            got = shapely.get_coordinates(shape(other["geometry"]))
+            try:
+                xs, ys = transformer(storage, crs).transform(source[:, 0], source[:, 1])
+                error = (
+                    _metres_apart(np.column_stack([xs, ys]), got, crs)
+                    if got.shape == source.shape
+                    else math.inf
+                )
+            except (UnsupportedQuery, ValueError):
+                error = math.inf
+            if error <= TRANSFORM_TOLERANCE_METRES:
+                trusted.append(crs)
+            else:
+                LOG.warning(
+                    "WFS source %s writes %s in %s %.3g m away from the hub's transformation; "
+                    "the hub transforms into it itself", self.source_id, meta.type.name, crs, error,
+                )  # fmt: skip
+        return tuple(trusted)
+
+    async def _first_feature(self, meta: _Collection, crs: str) -> Feature | None:
+        params = {
+            "REQUEST": "GetFeature", "TYPENAMES": meta.type.name, "COUNT": "1",
+            "SRSNAME": meta.type.srs_name(crs),
+        }  # fmt: skip
+        try:
+            root = await self._xml(await self._send(meta, params), pushed=True)
+            page = await self._features(meta, root, crs, size=0)
+        except ConnectorError as exc:
+            LOG.info("WFS source %s: no feature of %s in %s (%s)", self.source_id, meta.id, crs, exc)
+            return None
+        return page.features[0] if page.features else None
+
     async def _load_schema(self, feature_type: _FeatureType) -> _Schema:
         """Properties and geometry of a type, from DescribeFeatureType (else from one feature)."""
         params = {"REQUEST": "DescribeFeatureType", "TYPENAMES": feature_type.name}
@@ -533,12 +616,12 @@ class WfsConnector(Connector):
             feature_type = self._wanted_types(service).get(collection)
             if feature_type is None:
                 raise self._invalid(f"the source has no collection {collection!r}")
-            meta = _Collection(collection, feature_type, await self._load_schema(feature_type))
+            meta = await self._load_collection(collection, feature_type)
             self._collections[collection] = meta
             return meta
 
     def _info(self, meta: _Collection, service: _Service) -> CollectionInfo:
-        crs = list(meta.type.crs)
+        crs = list(meta.type.crs) if self.settings.server_transforms else [meta.type.storage_crs]
         if WGS84 in crs and CRS84 not in crs:
             crs.insert(crs.index(WGS84) + 1, CRS84)
         return CollectionInfo(
@@ -620,13 +703,15 @@ class WfsConnector(Connector):
                 except FesUnsupported:
                     pass
             exact = box_pushed and box.crs == storage and not loose
-            # The exact test runs in the box's own CRS where the server can write it, so that
-            # it is exact; otherwise on a densified outline in the storage CRS.
-            output = storage if exact or not meta.type.offers(box.crs) else box.crs
-            box_test = _box_test(box, output)
+            box_test = _box_test(box, storage)
         else:
-            output = query.crs if meta.type.offers(query.crs) else storage
             exact = False
+        # With a spatial condition the features are asked in the storage CRS, the CRS of the
+        # condition: MapServer 8 misplaces a BBOX given in one CRS when SRSNAME names another,
+        # and the test here is exact (or, for a box in another CRS, within a millimetre) there.
+        spatial = query.bbox is not None or (filter_part is not None and _is_spatial(filter_part))
+        keep = spatial or not self.settings.server_transforms or not meta.type.offers(query.crs)
+        output = storage if keep else query.crs
 
         verify = [test for _, test in parts if test is not None]
         if box_test is not None:
@@ -738,8 +823,18 @@ class WfsConnector(Connector):
         return _Window(features, exhausted=len(features) < count, number_matched=page.number_matched)
 
     async def _hits(self, meta: _Collection, plan: _Plan) -> int | None:
-        """numberMatched from a RESULTTYPE=hits request, when the server gives one."""
+        """numberMatched from a RESULTTYPE=hits request, when the server gives one.
+
+        A client paging through a result asks the same count for every page: it is kept for a
+        short while rather than asked again.
+        """
         params = {k: v for k, v in plan.params.items() if k != "SRSNAME"}
+        key = tuple(sorted(params.items()))
+        now = time.monotonic()
+        cached = self._counts.get(key)
+        if cached is not None and now - cached[0] < COUNT_SECONDS:
+            self._counts.move_to_end(key)
+            return cached[1]
         params["RESULTTYPE"] = "hits"
         try:
             root = await self._xml(await self._send(meta, params), pushed=_pushes(plan))
@@ -747,7 +842,11 @@ class WfsConnector(Connector):
             LOG.info("WFS source %s gives no hits count: %s", self.source_id, exc)
             return None
         value = root.get("numberMatched") if local(root) == "FeatureCollection" else None
-        return int(value) if value is not None and value.isdigit() else None
+        count = int(value) if value is not None and value.isdigit() else None
+        self._counts[key] = (now, count)
+        while len(self._counts) > COUNT_QUERIES:
+            self._counts.popitem(last=False)
+        return count
 
     async def _features(
         self, meta: _Collection, root: Element, ask: str, *, size: int
@@ -1042,7 +1141,13 @@ def _wgs84_box(element: Element | None) -> tuple[float, float, float, float] | N
         return None
     if not all(math.isfinite(n) for n in (minx, miny, maxx, maxy)):
         return None
-    return (minx, miny, maxx, maxy)
+    # Servers derive this box from the corners of their extent in the data's CRS (MapServer
+    # does), which cuts off the edges of a grid that is rotated against longitude/latitude, as
+    # RD is. The hub skips a source whose extent misses a query's bbox: pad rather than lose.
+    pad_x = (maxx - minx) * EXTENT_PADDING + EXTENT_MARGIN_DEGREES
+    pad_y = (maxy - miny) * EXTENT_PADDING + EXTENT_MARGIN_DEGREES
+    return (max(minx - pad_x, -180.0), max(miny - pad_y, -90.0),
+            min(maxx + pad_x, 180.0), min(maxy + pad_y, 90.0))  # fmt: skip
 
 
 def _find_type(service: _Service, name: str) -> _FeatureType | None:
@@ -1154,6 +1259,20 @@ def _get_feature_xml(feature_type: _FeatureType, params: Mapping[str, str], vers
         "</wfs:GetFeature>"
     )
     return document.encode("utf-8")
+
+
+def _metres_apart(expected: npt.NDArray[np.float64], got: npt.NDArray[np.float64], crs: str) -> float:
+    """The largest distance between two position arrays in ``crs``, in metres (roughly, for
+    degrees: what matters is whether it is centimetres or tens of metres)."""
+    delta = np.abs(expected[:, :2] - got[:, :2])
+    if crs_for(crs).is_geographic:
+        delta = delta * 111_320.0
+    return float(np.hypot(delta[:, 0], delta[:, 1]).max()) if len(delta) else 0.0
+
+
+def _is_spatial(predicate: str) -> bool:
+    """Whether a FES predicate written by the encoder has a spatial operator."""
+    return "<fes:Intersects>" in predicate or "<fes:BBOX>" in predicate
 
 
 def _pushes(plan: _Plan) -> bool:
