@@ -996,10 +996,14 @@ class PostgisConnector(Connector):
         """
         page = rows.subquery("page")
         columns = page.c
+        # row_to_json() names the lateral row alone, which a column of that name would shadow.
+        alias = "properties"
+        while alias in columns:
+            alias = "_" + alias
         properties = (
             select(*(_property_sql(columns[n], r).label(n) for n, r in schema.renderings.items()))
             .correlate(page)
-            .lateral("properties")
+            .lateral(alias)
         )
         geometry: ColumnElement[Any] = columns[schema.geometry.name]
         if output.srid != schema.srid:

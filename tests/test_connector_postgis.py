@@ -771,6 +771,37 @@ async def test_property_values_converted_in_python(typed_tables: str, http: http
         await connector.close()
 
 
+async def test_column_names_that_collide_with_the_query_s_own(
+    postgis_server: PostgisServer, database: str, http: httpx.AsyncClient
+) -> None:
+    with postgis_server.connect("connector_postgis") as conn:
+        conn.execute(
+            "CREATE TABLE bag.namen (id integer PRIMARY KEY, geom geometry(Point, 28992), properties text, "
+            '_properties text, page integer, "Hoofd Letter" text, "aan""hal" text, "pct%" text)'
+        )
+        conn.execute(
+            "INSERT INTO bag.namen VALUES (1, ST_SetSRID(ST_Point(121000, 487000), 28992), "
+            "'p', '_p', 3, 'H', 'a', '%s')"
+        )
+    connector = PostgisConnector(PostgisSettings(dsn=database, table="bag.namen"), source_id="n", http=http)
+    await connector.open()
+    try:
+        expected = {
+            "id": 1, "properties": "p", "_properties": "_p", "page": 3, "Hoofd Letter": "H",
+            'aan"hal': "a", "pct%": "%s",
+        }  # fmt: skip
+        for crs in (RD_NEW, CRS84):
+            page = await connector.query("namen", FeatureQuery(limit=10, crs=crs, sortby=(SortKey("page"),)))
+            assert [f["properties"] for f in page.features] == [expected]
+            found = await connector.get_feature("namen", "1", crs=crs)
+            assert found is not None and found["properties"] == expected
+        expression = parse_cql2_text("\"pct%\" = '%s' AND page = 3")
+        assert connector.supports_filter("namen", expression)
+        assert len((await connector.query("namen", FeatureQuery(limit=1, filter=expression))).features) == 1
+    finally:
+        await connector.close()
+
+
 # --- reads without explicit transactions --------------------------------------------------
 
 
