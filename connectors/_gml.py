@@ -442,6 +442,8 @@ class FeatureCollectionPage:
     """The CRS (OGC URI) of the geometries, in its authority axis order; None if there were none."""
     number_matched: int | None
     number_returned: int | None
+    has_next: bool
+    """The server links a next page (WFS 2.0 ``next``), so this one was not the last."""
     type_names: set[tuple[str | None, str]]
     """The element names of the features, to check they are of the type asked for."""
 
@@ -461,6 +463,13 @@ def read_feature_collection(
     """
     if local(root) != "FeatureCollection":
         raise GmlError(f"expected a FeatureCollection, got {local(root)}")
+    for child in children(root):
+        if local(child) == "truncatedResponse":
+            # WFS 2.0.2: the server failed while writing; what came before is not the answer.
+            report = next(iter(children(child)), None)
+            exceptions = read_exception_report(report) if report is not None else None
+            reason = exceptions[0].text if exceptions else "no reason given"
+            raise GmlError(f"the server cut its answer short ({reason})")
     reader = _GeometryReader(default_srs)
     features: list[Feature] = []
     type_names: set[tuple[str | None, str]] = set()
@@ -472,6 +481,7 @@ def read_feature_collection(
         crs=reader.crs,
         number_matched=_count(root.get("numberMatched")),
         number_returned=_count(root.get("numberReturned")),
+        has_next=bool(root.get("next")),
         type_names=type_names,
     )
 

@@ -820,7 +820,10 @@ class WfsConnector(Connector):
         if plan.output != plan.ask:
             for feature in features:
                 _swap_axes(feature.get("geometry"))
-        return _Window(features, exhausted=len(features) < count, number_matched=page.number_matched)
+        # A short page ends the features unless the server links a next one: some servers
+        # cap COUNT without saying so in their capabilities.
+        exhausted = not features or (len(features) < count and not page.has_next)
+        return _Window(features, exhausted=exhausted, number_matched=page.number_matched)
 
     async def _hits(self, meta: _Collection, plan: _Plan) -> int | None:
         """numberMatched from a RESULTTYPE=hits request, when the server gives one.

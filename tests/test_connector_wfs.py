@@ -42,6 +42,7 @@ from connectors.errors import (
 from connectors.registry import connector_class
 from connectors.wfs import MAX_GET_URL, WfsConnector, WfsSettings
 from hub.features.cql import compile_predicate, parse_filter, transform_literals
+from tests.fixtures.hub import hub_settings, serve_hub, wait_until_served
 from tests.fixtures.loopback import raw_tcp, refusing_port, serve
 from tests.fixtures.mapserver import LAYERS, MapServerWfs, mapfile_text
 
@@ -766,3 +767,75 @@ async def test_secrets_travel_as_configured(
         with pytest.raises(UpstreamUnavailable):
             await connector.describe()
     assert seen == [("k3y", "t0ken", "Basic c3Rld2FyZDpwYTU1")]
+
+
+# -- through the hub -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hub_over_wfs(wfs_mapserver: MapServerWfs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A hub whose only source is the MapServer WFS."""
+    source = {
+        "id": "kadaster",
+        "title": "BGT and BRK (MapServer WFS)",
+        "connector": "wfs",
+        "classification": "open",
+        "url": wfs_mapserver.url,
+        "timeout": 30,
+    }
+    with serve_hub(hub_settings(tmp_path_factory.mktemp("hub-wfs"), [source])) as base_url:
+        wait_until_served(base_url, "kadaster-perceel")
+        yield f"{base_url}/ogc/v1/collections"
+
+
+def hub_items(url: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every feature of an items query, following ``next`` links."""
+    features: list[dict[str, Any]] = []
+    next_url: str | None = url
+    query: dict[str, Any] | None = params
+    while next_url:
+        response = httpx.get(next_url, params=query, timeout=60)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        features.extend(page["features"])
+        next_url = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
+        query = None
+    return features
+
+
+@pytest.mark.parametrize("crs", [CRS84, ETRS89])
+def test_hub_serves_the_wfs_in_the_crs_asked(
+    hub_over_wfs: str, wfs_mapserver: MapServerWfs, crs: str
+) -> None:
+    """Whether the server writes the CRS (CRS84, from its EPSG:4326) or the hub transforms from
+    RD (ETRS89, which this MapServer gets wrong), positions agree with RD within a centimetre."""
+    expected = reference(wfs_mapserver, "perceel")
+    params = {"limit": 4} if crs == CRS84 else {"limit": 4, "crs": crs}
+    features = hub_items(f"{hub_over_wfs}/kadaster-perceel/items", params)
+    assert sorted(f["id"] for f in features) == sorted(expected)
+    move = rd_to(crs)
+    for feature in features:
+        got = shapely.get_coordinates(shape(feature["geometry"]))
+        rd = shapely.get_coordinates(expected[feature["id"]].geometry)
+        first, second = move.transform(rd[:, 0], rd[:, 1])
+        lat, lon = (got[:, 1], got[:, 0]) if crs == CRS84 else (got[:, 0], got[:, 1])
+        want_lat, want_lon = (second, first) if crs == CRS84 else (first, second)
+        assert metres_apart(lat, lon, want_lat, want_lon).max() < 0.01
+
+
+def test_hub_pushes_filter_and_bbox_to_the_wfs(hub_over_wfs: str, wfs_mapserver: MapServerWfs) -> None:
+    text = "kadastrale_grootte > 250 AND kadastrale_grootte < 1000"
+    wanted = brute_force(wfs_mapserver, "perceel", text)
+    got = hub_items(f"{hub_over_wfs}/kadaster-perceel/items", {"filter": text, "limit": 2})
+    assert {f["id"] for f in got} == wanted and 0 < len(wanted) < 11
+
+    box = (118000.0, 477000.0, 119000.0, 478500.0)
+    polygon = shapely.box(*box)
+    inside = {k for k, r in reference(wfs_mapserver, "bgt_pand").items() if r.geometry.intersects(polygon)}
+    got = hub_items(
+        f"{hub_over_wfs}/kadaster-bgt-pand/items",
+        {"bbox": ",".join(map(str, box)), "bbox-crs": RD_NEW, "crs": RD_NEW, "limit": 7},
+    )
+    assert {f["id"] for f in got} == inside and 0 < len(inside) < 99
+    one = httpx.get(f"{hub_over_wfs}/kadaster-bgt-pand/items/{sorted(inside)[0]}", params={"crs": RD_NEW})
+    assert one.status_code == 200 and one.json()["id"] == sorted(inside)[0]
