@@ -45,6 +45,7 @@ from hub.features.cql import compile_predicate, parse_filter, transform_literals
 from tests.fixtures.hub import hub_settings, serve_hub, wait_until_served
 from tests.fixtures.loopback import raw_tcp, refusing_port, serve
 from tests.fixtures.mapserver import LAYERS, MapServerWfs, mapfile_text
+from tests.fixtures.upstream import DATA_DIR, shared_data_or_skip
 
 WGS84 = "http://www.opengis.net/def/crs/EPSG/0/4326"
 RD_LAYERS = [layer.name for layer in LAYERS if layer.storage_epsg == 28992]
@@ -839,3 +840,156 @@ def test_hub_pushes_filter_and_bbox_to_the_wfs(hub_over_wfs: str, wfs_mapserver:
     assert {f["id"] for f in got} == inside and 0 < len(inside) < 99
     one = httpx.get(f"{hub_over_wfs}/kadaster-bgt-pand/items/{sorted(inside)[0]}", params={"crs": RD_NEW})
     assert one.status_code == 200 and one.json()["id"] == sorted(inside)[0]
+
+
+# -- documents from other servers ----------------------------------------------------------------
+
+PDOK_CAPABILITIES = DATA_DIR / "wfs" / "pdok_kadastralekaart_v4_wfs200_capabilities.xml"
+
+EMPTY_COLLECTION = b"""<?xml version="1.0" encoding="UTF-8"?>
+<wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs/2.0" numberMatched="0" numberReturned="0"/>"""
+
+NOT_SUPPORTED = b"""<?xml version="1.0" encoding="UTF-8"?>
+<ows:ExceptionReport xmlns:ows="http://www.opengis.net/ows/1.1" version="2.0.0">
+  <ows:Exception exceptionCode="OperationNotSupported" locator="request"/>
+</ows:ExceptionReport>"""
+
+
+def emulator(documents: dict[str, bytes]) -> Starlette:
+    """A WFS answering each REQUEST with a fixed document (400 with an exception otherwise)."""
+
+    async def answer(request: Request) -> Response:
+        params = {k.upper(): v for k, v in request.query_params.items()}
+        document = documents.get(params.get("REQUEST", ""))
+        if document is None:
+            return Response(NOT_SUPPORTED, 400, media_type="text/xml")
+        return Response(document, media_type="text/xml")
+
+    return Starlette(routes=[Route("/wfs", answer)])
+
+
+async def test_pdok_capabilities_are_understood(http: httpx.AsyncClient) -> None:
+    """PDOK's own capabilities document (kadastrale kaart v4), served as it is: its type, CRSs,
+    extent and filter capabilities; a server that cannot describe its type still serves."""
+    shared_data_or_skip()
+    documents = {"GetCapabilities": PDOK_CAPABILITIES.read_bytes(), "GetFeature": EMPTY_COLLECTION}
+    with serve(emulator(documents)) as base:
+        (info,) = await make(f"{base}/wfs", http).describe()
+    assert info.id == "kadastralegrens"
+    assert info.storage_crs == RD_NEW
+    epsg = "http://www.opengis.net/def/crs/EPSG/0/"
+    assert {f"{epsg}{code}" for code in (25831, 3857, 4258, 4326)} | {CRS84} <= set(info.crs)
+    assert info.crs[0] == RD_NEW
+    assert info.extent_crs84 is not None
+    minx, miny, maxx, maxy = info.extent_crs84
+    assert minx <= 2.52712538742158 and miny <= 50.2128625669452
+    assert maxx >= 7.37402550506231 and maxy >= 55.7211602557705
+    assert info.capabilities.filter and info.fields == []
+
+
+GML31_LEGACY_AXES = b"""<?xml version="1.0" encoding="UTF-8"?>
+<wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:gml="http://www.opengis.net/gml"
+    xmlns:t="urn:test" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xlink="http://www.w3.org/1999/xlink"
+    numberMatched="2" numberReturned="2">
+  <wfs:member>
+    <t:gebouw gml:id="gebouw.1">
+      <t:naam>Waag</t:naam>
+      <t:hoogte>12.5</t:hoogte>
+      <t:verdiepingen>3</t:verdiepingen>
+      <t:monument>true</t:monument>
+      <t:bron xlink:href="https://example.org/waag"/>
+      <t:label>a</t:label>
+      <t:label>b</t:label>
+      <t:sloop xsi:nil="true"/>
+      <t:vorm>
+        <gml:MultiSurface srsName="EPSG:4326">
+          <gml:surfaceMembers>
+            <gml:Polygon><gml:exterior><gml:LinearRing>
+              <gml:posList>4.9 52.37 4.91 52.37 4.91 52.38 4.9 52.37</gml:posList>
+            </gml:LinearRing></gml:exterior></gml:Polygon>
+            <gml:Surface><gml:patches><gml:PolygonPatch><gml:exterior><gml:LinearRing>
+              <gml:pos>4.92 52.37</gml:pos><gml:pos>4.93 52.37</gml:pos><gml:pos>4.93 52.38</gml:pos>
+              <gml:pos>4.92 52.37</gml:pos>
+            </gml:LinearRing></gml:exterior></gml:PolygonPatch></gml:patches></gml:Surface>
+          </gml:surfaceMembers>
+        </gml:MultiSurface>
+      </t:vorm>
+    </t:gebouw>
+  </wfs:member>
+  <wfs:member>
+    <t:gebouw gml:id="gebouw.2">
+      <t:naam>Brug</t:naam>
+      <t:vorm>
+        <gml:Curve srsName="EPSG:4326"><gml:segments>
+          <gml:LineStringSegment>
+            <gml:posList srsDimension="3">4.9 52.3 1 4.95 52.3 2</gml:posList>
+          </gml:LineStringSegment>
+          <gml:LineStringSegment>
+            <gml:posList srsDimension="3">4.95 52.3 2 4.96 52.31 3</gml:posList>
+          </gml:LineStringSegment>
+        </gml:segments></gml:Curve>
+      </t:vorm>
+    </t:gebouw>
+  </wfs:member>
+</wfs:FeatureCollection>"""
+
+TEST_CAPABILITIES = b"""<?xml version="1.0" encoding="UTF-8"?>
+<wfs:WFS_Capabilities xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:ows="http://www.opengis.net/ows/1.1"
+    xmlns:t="urn:test" version="2.0.0">
+  <wfs:FeatureTypeList><wfs:FeatureType>
+    <wfs:Name>t:gebouw</wfs:Name><wfs:Title>Gebouwen</wfs:Title>
+    <wfs:DefaultCRS>urn:ogc:def:crs:EPSG::4326</wfs:DefaultCRS>
+  </wfs:FeatureType></wfs:FeatureTypeList>
+</wfs:WFS_Capabilities>"""
+
+TEST_SCHEMA = b"""<?xml version="1.0" encoding="UTF-8"?>
+<xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:gml="http://www.opengis.net/gml"
+    xmlns:t="urn:test" targetNamespace="urn:test">
+  <xsd:element name="gebouw" type="t:gebouwType" substitutionGroup="gml:_Feature"/>
+  <xsd:complexType name="gebouwType"><xsd:complexContent><xsd:extension base="gml:AbstractFeatureType">
+    <xsd:sequence>
+      <xsd:element name="naam" type="xsd:string"/>
+      <xsd:element name="hoogte" type="xsd:double"/>
+      <xsd:element name="verdiepingen" type="xsd:int"/>
+      <xsd:element name="monument" type="xsd:boolean"/>
+      <xsd:element name="bron" type="xsd:anyURI"/>
+      <xsd:element name="label" type="xsd:string" maxOccurs="unbounded"/>
+      <xsd:element name="sloop" type="xsd:date" nillable="true"/>
+      <xsd:element name="vorm" type="gml:GeometryPropertyType"/>
+    </xsd:sequence>
+  </xsd:extension></xsd:complexContent></xsd:complexType>
+</xsd:schema>"""
+
+
+async def test_gml_of_other_servers(http: httpx.AsyncClient) -> None:
+    """GML 3.1, the legacy ``EPSG:4326`` (longitude first), surfaces, curves, 3D positions,
+    nil and repeated properties, links: read as GeoJSON in EPSG:4326's latitude-first order."""
+    documents = {
+        "GetCapabilities": TEST_CAPABILITIES,
+        "DescribeFeatureType": TEST_SCHEMA,
+        "GetFeature": GML31_LEGACY_AXES,
+    }
+    with serve(emulator(documents)) as base:
+        connector = make(f"{base}/wfs", http)
+        (info,) = await connector.describe()
+        page = await connector.query("gebouw", FeatureQuery(limit=10, crs=WGS84))
+    assert {f.name: f.type for f in info.fields} == {
+        "naam": "string", "hoogte": "number", "verdiepingen": "integer", "monument": "boolean",
+        "bron": "string", "label": "array", "sloop": "date",
+    }  # fmt: skip
+    assert info.crs == [WGS84, CRS84] and info.capabilities.filter is False
+    assert page.crs == WGS84 and page.number_matched == 2 and page.has_more is False
+    waag, brug = page.features
+    assert waag["id"] == "gebouw.1"
+    assert waag["properties"] == {
+        "naam": "Waag", "hoogte": 12.5, "verdiepingen": 3, "monument": True,
+        "bron": "https://example.org/waag", "label": ["a", "b"], "sloop": None,
+    }  # fmt: skip
+    assert waag["geometry"]["type"] == "MultiPolygon"
+    assert waag["geometry"]["coordinates"][0][0][:2] == [[52.37, 4.9], [52.37, 4.91]]
+    assert waag["geometry"]["coordinates"][1][0][0] == [52.37, 4.92]
+    assert brug["geometry"] == {
+        "type": "LineString",
+        "coordinates": [[52.3, 4.9, 1.0], [52.3, 4.95, 2.0], [52.31, 4.96, 3.0]],
+    }
+    assert brug["properties"]["hoogte"] is None  # left out by the server: null
