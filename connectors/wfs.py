@@ -428,7 +428,7 @@ class WfsConnector(Connector):
                 return page
             LOG.warning(
                 "WFS source %s returned features of %s outside the bbox or property values "
-                "asked for; those are checked by the hub from now on",
+                "asked for; the connector checks those itself from now on",
                 self.source_id,
                 collection,
             )
@@ -660,11 +660,10 @@ class WfsConnector(Connector):
 
         for name, expected in query.property_equals.items():
             kind = meta.schema.fields.get(name)
-            test = _equality_test(name, kind, expected) if kind is not None else None
-            if test is None:
-                return _Plan({}, output=storage, ask=storage, empty=True)
+            test = None if kind is None else _equality_test(name, kind, expected)
+            if kind is None or test is None:
+                return _Plan({}, output=storage, ask=storage, empty=True)  # nothing can match
             try:
-                assert kind is not None
                 parts.append((encoder.equals(name, _canonical(kind, expected)), test))
             except FesUnsupported:
                 local.append(test)
@@ -794,8 +793,9 @@ class WfsConnector(Connector):
                 break
             if position >= MAX_READ_FEATURES:
                 raise UnsupportedQuery(
-                    f"this query is matched by the hub, which reads at most {MAX_READ_FEATURES} "
-                    "features of a WFS source; narrow it with a bbox or a property",
+                    "the source cannot answer this query itself and at most "
+                    f"{MAX_READ_FEATURES} of its features are read to answer it; narrow it "
+                    "with a bbox or a property",
                     source_id=self.source_id,
                 )
         number_matched = None if one_more else matched
