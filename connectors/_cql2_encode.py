@@ -104,13 +104,9 @@ def map_spatial_literals(node: Any, change: Callable[[BaseGeometry], BaseGeometr
     if isinstance(node, ast.Not):
         return ast.Not(map_spatial_literals(node.sub_node, change))
     if isinstance(node, ast.Combination):
-        return type(node)(
-            map_spatial_literals(node.lhs, change), map_spatial_literals(node.rhs, change)
-        )
+        return type(node)(map_spatial_literals(node.lhs, change), map_spatial_literals(node.rhs, change))
     if isinstance(node, ast.SpatialComparisonPredicate):
-        return type(node)(
-            map_spatial_literals(node.lhs, change), map_spatial_literals(node.rhs, change)
-        )
+        return type(node)(map_spatial_literals(node.lhs, change), map_spatial_literals(node.rhs, change))
     return node
 
 
@@ -124,11 +120,7 @@ def _bbox_arguments(node: ast.Function) -> tuple[float, float, float, float]:
 
 def _is_number(value: Any) -> bool:
     """A finite int or float that is not a bool."""
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value))
 
 
 class _Encoder:

@@ -120,9 +120,7 @@ class OgcApiFeaturesSettings(ConnectorSettings):
         default_factory=dict,
         description="HTTP header name -> name of the environment variable holding its value",
     )
-    api_key_env: str | None = Field(
-        None, description="Name of the environment variable holding an API key"
-    )
+    api_key_env: str | None = Field(None, description="Name of the environment variable holding an API key")
     api_key_header: str = Field("X-Api-Key", description="Header that carries the API key")
     page_size: int = Field(
         1000, ge=1, le=10_000, description="Upstream page size when the source must be read through"
@@ -193,13 +191,9 @@ class OgcApiFeaturesConnector(Connector):
     settings_model: ClassVar[type[ConnectorSettings]] = OgcApiFeaturesSettings
     settings: OgcApiFeaturesSettings
 
-    def __init__(
-        self, settings: ConnectorSettings, *, source_id: str, http: httpx.AsyncClient
-    ) -> None:
+    def __init__(self, settings: ConnectorSettings, *, source_id: str, http: httpx.AsyncClient) -> None:
         if not isinstance(settings, OgcApiFeaturesSettings):
-            raise ConnectorConfigError(
-                "ogcapi-features needs OgcApiFeaturesSettings", source_id=source_id
-            )
+            raise ConnectorConfigError("ogcapi-features needs OgcApiFeaturesSettings", source_id=source_id)
         super().__init__(settings, source_id=source_id, http=http)
         self.settings = settings
         self._origin = _origin(settings.url)
@@ -208,9 +202,7 @@ class OgcApiFeaturesConnector(Connector):
         self._collections: dict[str, _Collection] = {}
         self._filter_rejected: set[str] = set()
         self._paging: dict[str, PagingStyle] = {}
-        self._bookmarks: OrderedDict[tuple[Any, ...], tuple[float, dict[int, str]]] = (
-            OrderedDict()
-        )
+        self._bookmarks: OrderedDict[tuple[Any, ...], tuple[float, dict[int, str]]] = OrderedDict()
         self._meta_lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -239,9 +231,7 @@ class OgcApiFeaturesConnector(Connector):
         conformance_url = self._link(links, ("conformance", OGC_REL + "conformance"))
         collections_url = self._link(links, ("data", OGC_REL + "data"))
         self._conformance = await self._load_conformance(conformance_url)
-        document = await self._document(
-            collections_url or f"{self.settings.url}/collections", "collections"
-        )
+        document = await self._document(collections_url or f"{self.settings.url}/collections", "collections")
         if not isinstance(document, dict) or not isinstance(document.get("collections"), list):
             raise self._invalid("/collections has no list of collections")
         shared_crs = _crs_list(document.get("crs"), ())
@@ -366,9 +356,7 @@ class OgcApiFeaturesConnector(Connector):
             ),
         )
 
-    def _remember_collection(
-        self, entry: dict[str, Any], shared_crs: tuple[str, ...]
-    ) -> _Collection:
+    def _remember_collection(self, entry: dict[str, Any], shared_crs: tuple[str, ...]) -> _Collection:
         """Keep what query planning needs from a collection document."""
         conformance = self._conformance or frozenset()
         cql2 = cql2_classes(conformance)
@@ -382,8 +370,7 @@ class OgcApiFeaturesConnector(Connector):
         if encoding is not None and not (FEATURES_FILTER_CLASSES & conformance or BASIC in cql2):
             encoding = None
         sort = any(
-            uri.endswith("/conf/sorting")
-            and ("/ogcapi-records-" in uri or "/ogcapi-features-" in uri)
+            uri.endswith("/conf/sorting") and ("/ogcapi-records-" in uri or "/ogcapi-features-" in uri)
             for uri in conformance
         )
         storage = _normalise_crs(str(entry.get("storageCrs") or CRS84))
@@ -652,9 +639,7 @@ class OgcApiFeaturesConnector(Connector):
             has_more = skip + len(out) < number_matched
         for feature in out:
             feature.pop("links", None)
-        return FeaturePage(
-            features=out, crs=crs or CRS84, number_matched=number_matched, has_more=has_more
-        )
+        return FeaturePage(features=out, crs=crs or CRS84, number_matched=number_matched, has_more=has_more)
 
     async def _items_page(self, collection: str, url: str, params: dict[str, str] | None) -> _Page:
         response = await self._get(url, params)
@@ -832,9 +817,7 @@ class OgcApiFeaturesConnector(Connector):
             return
         message = _upstream_message(response)
         if status == 400 and pushed:
-            raise UnsupportedQuery(
-                f"the source rejected the query: {message}", source_id=self.source_id
-            )
+            raise UnsupportedQuery(f"the source rejected the query: {message}", source_id=self.source_id)
         if status in {401, 403}:
             raise UpstreamUnavailable(
                 f"the source refused access (HTTP {status}); check its credentials",
@@ -986,9 +969,7 @@ def _transform_geometry(geometry: dict[str, Any], source: str, target: str) -> d
     return dict(mapping(moved))
 
 
-def _intersects(
-    geometry: dict[str, Any] | None, crs: str, box_crs: str, box: BaseGeometry
-) -> bool:
+def _intersects(geometry: dict[str, Any] | None, crs: str, box_crs: str, box: BaseGeometry) -> bool:
     """Whether a GeoJSON geometry in ``crs`` intersects ``box`` (in ``box_crs``)."""
     if not geometry:
         return False
@@ -1085,9 +1066,7 @@ def _spatial_extent(extent: dict[str, Any]) -> tuple[float, float, float, float]
         return (float(numbers[0]), float(numbers[1]), float(numbers[2]), float(numbers[3]))
     # Some servers (GoKoala) declare EPSG:4326 here and give lat/lon: honour what they say.
     try:
-        box = BBox(
-            float(numbers[0]), float(numbers[1]), float(numbers[2]), float(numbers[3]), declared
-        )
+        box = BBox(float(numbers[0]), float(numbers[1]), float(numbers[2]), float(numbers[3]), declared)
         envelope = _densified_envelope(box, CRS84)
     except UnsupportedQuery:
         return None
