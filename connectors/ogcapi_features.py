@@ -43,6 +43,7 @@ from connectors._cql2_encode import (
     map_spatial_literals,
 )
 from connectors._crs import transformer
+from connectors._http import origin, send
 from connectors.base import (
     CRS84,
     BBox,
@@ -61,7 +62,6 @@ from connectors.errors import (
     ConnectorError,
     UnsupportedQuery,
     UpstreamInvalidResponse,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
 
@@ -97,7 +97,6 @@ _GEOMETRY_TYPES = {
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-MAX_REDIRECTS = 5
 MAX_PAGES_PER_QUERY = 2_000
 """A source whose ``next`` links never end is cut off here rather than read forever."""
 DESCRIBE_CONCURRENCY = 4
@@ -196,7 +195,7 @@ class OgcApiFeaturesConnector(Connector):
             raise ConnectorConfigError("ogcapi-features needs OgcApiFeaturesSettings", source_id=source_id)
         super().__init__(settings, source_id=source_id, http=http)
         self.settings = settings
-        self._origin = _origin(settings.url)
+        self._origin = origin(settings.url)
         self._own_client: httpx.AsyncClient | None = None
         self._conformance: frozenset[str] | None = None
         self._collections: dict[str, _Collection] = {}
@@ -683,7 +682,7 @@ class OgcApiFeaturesConnector(Connector):
             target = httpx.URL(page_url).join(href)
         except httpx.InvalidURL as exc:
             raise self._invalid("the source gave an unreadable next link") from exc
-        if _origin(str(target)) == self._origin:
+        if origin(str(target)) == self._origin:
             return str(target)
         # Credentials must not travel to another host. A peer behind a proxy may still name
         # its public address in links: for offset paging the next page can be asked here.
@@ -747,7 +746,7 @@ class OgcApiFeaturesConnector(Connector):
                     target = str(httpx.URL(self.settings.url + "/").join(href))
                 except httpx.InvalidURL:
                     continue
-                if _origin(target) == self._origin:
+                if origin(target) == self._origin:
                     return target
         return None
 
@@ -774,42 +773,15 @@ class OgcApiFeaturesConnector(Connector):
             await self.open()
             client = self._own_client or self.http
         headers = {"Accept": ACCEPT, **self._auth_headers()}
-        timeout = self.settings.timeout
-        for _ in range(MAX_REDIRECTS + 1):
-            try:
-                response = await client.get(
-                    url, params=params, headers=headers, timeout=timeout, follow_redirects=False
-                )
-            except httpx.TimeoutException as exc:
-                raise UpstreamTimeout(
-                    f"the source did not answer within {timeout:g} s", source_id=self.source_id
-                ) from exc
-            except httpx.RemoteProtocolError as exc:
-                if "disconnected" in str(exc).lower():
-                    raise UpstreamUnavailable(
-                        "the source closed the connection without answering",
-                        source_id=self.source_id,
-                    ) from exc
-                raise self._invalid("the source does not speak HTTP") from exc
-            except httpx.DecodingError as exc:
-                raise self._invalid("the source's response cannot be decoded") from exc
-            except httpx.HTTPError as exc:
-                raise UpstreamUnavailable(
-                    f"the source cannot be reached ({type(exc).__name__})", source_id=self.source_id
-                ) from exc
-            except (httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict) as exc:
-                raise self._invalid(f"the request to the source failed: {exc}") from exc
-            if not response.is_redirect:
-                return response
-            location = response.headers.get("location", "")
-            try:
-                target = response.url.join(location)
-            except httpx.InvalidURL as exc:
-                raise self._invalid("the source redirects to an unreadable address") from exc
-            if _origin(str(target)) != self._origin:
-                raise self._invalid("the source redirects to another host, which is not followed")
-            url, params = str(target), None
-        raise self._invalid("the source redirects too often")
+        return await send(
+            client,
+            "GET",
+            url,
+            source_id=self.source_id,
+            seconds=self.settings.timeout,
+            params=params,
+            headers=headers,
+        )
 
     def _raise_for_status(self, response: httpx.Response, *, pushed: bool) -> None:
         status = response.status_code
@@ -849,13 +821,6 @@ class OgcApiFeaturesConnector(Connector):
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    """Scheme, host and port: what must match before credentials or redirects are followed."""
-    parts = urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return (parts.scheme, (parts.hostname or "").lower(), parts.port or default)
 
 
 def _storage_usable(meta: _Collection) -> bool:

@@ -67,6 +67,7 @@ from pydantic import Field, field_validator
 from shapely.geometry import mapping, shape
 
 from connectors._crs import box_ring, transformer
+from connectors._http import origin, send
 from connectors.base import (
     CRS84,
     BBox,
@@ -85,7 +86,6 @@ from connectors.errors import (
     ConnectorError,
     UnsupportedQuery,
     UpstreamInvalidResponse,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
 
@@ -104,7 +104,6 @@ LOCAL_PROPERTIES = frozenset({"name", "description"})
 """Feature properties that are plain string properties of the Thing and so can be filtered on
 by the server exactly."""
 
-MAX_REDIRECTS = 5
 MAX_PAGES_PER_QUERY = 2_000
 """A server whose next links never end is cut off here rather than read forever."""
 BOX_PADDING = 1e-4
@@ -191,7 +190,7 @@ class SensorThingsConnector(Connector):
             raise ConnectorConfigError("sensorthings needs SensorThingsSettings", source_id=source_id)
         super().__init__(settings, source_id=source_id, http=http)
         self.settings = settings
-        self._origin = _origin(settings.url)
+        self._origin = origin(settings.url)
         self._things_url = f"{settings.url}/Things"
         self._numeric_ids: bool | None = None
         self._box_untrusted = False
@@ -210,7 +209,7 @@ class SensorThingsConnector(Connector):
         )
         if not isinstance(things_url, str):
             raise self._invalid("the service root offers no Things")
-        if _origin(things_url) == self._origin:
+        if origin(things_url) == self._origin:
             self._things_url = things_url.rstrip("/")
 
         expand = (
@@ -486,7 +485,7 @@ class SensorThingsConnector(Connector):
             target = httpx.URL(current).join(href)
         except httpx.InvalidURL as exc:
             raise self._invalid("the source gave an unreadable @iot.nextLink") from exc
-        if _origin(str(target)) == self._origin:
+        if origin(str(target)) == self._origin:
             return str(target)
         # A server behind a proxy may name another host in its links; its paging options are
         # asked of the address the steward registered instead, so no request leaves it.
@@ -519,44 +518,16 @@ class SensorThingsConnector(Connector):
 
     async def _get(self, url: str, params: Mapping[str, str] | None) -> httpx.Response:
         """GET with the source's timeout, following redirects on the source's own host only."""
-        timeout = self.settings.timeout
-        for _ in range(MAX_REDIRECTS + 1):
-            try:
-                response = await self.http.get(
-                    url,
-                    params=params,
-                    headers={"Accept": "application/json"},
-                    timeout=timeout,
-                    follow_redirects=False,
-                )
-            except httpx.TimeoutException as exc:
-                raise UpstreamTimeout(
-                    f"the source did not answer within {timeout:g} s", source_id=self.source_id
-                ) from exc
-            except httpx.RemoteProtocolError as exc:
-                if "disconnected" in str(exc).lower():
-                    raise UpstreamUnavailable(
-                        "the source closed the connection without answering", source_id=self.source_id
-                    ) from exc
-                raise self._invalid("the source does not speak HTTP") from exc
-            except httpx.DecodingError as exc:
-                raise self._invalid("the source's response cannot be decoded") from exc
-            except httpx.HTTPError as exc:
-                raise UpstreamUnavailable(
-                    f"the source cannot be reached ({type(exc).__name__})", source_id=self.source_id
-                ) from exc
-            except (httpx.InvalidURL, httpx.StreamError) as exc:
-                raise self._invalid(f"the request to the source failed: {exc}") from exc
-            if not response.is_redirect:
-                return response
-            try:
-                target = response.url.join(response.headers.get("location", ""))
-            except httpx.InvalidURL as exc:
-                raise self._invalid("the source redirects to an unreadable address") from exc
-            if _origin(str(target)) != self._origin:
-                raise self._invalid("the source redirects to another host, which is not followed")
-            url, params = str(target), None
-        raise self._invalid("the source redirects too often")
+        headers = {"Accept": "application/json"}
+        return await send(
+            self.http,
+            "GET",
+            url,
+            source_id=self.source_id,
+            seconds=self.settings.timeout,
+            params=params,
+            headers=headers,
+        )
 
     def _invalid(self, message: str) -> ConnectorError:
         return UpstreamInvalidResponse(message, source_id=self.source_id)
@@ -866,13 +837,6 @@ def _json_type(value: Any) -> FieldType:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    """Scheme, host and port: what must match before a redirect or next link is followed."""
-    parts = urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return (parts.scheme, (parts.hostname or "").lower(), parts.port or default)
 
 
 def _upstream_message(response: httpx.Response) -> str:

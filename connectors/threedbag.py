@@ -57,6 +57,7 @@ from connectors._cityjson import (
     to_geojson,
 )
 from connectors._crs import box_ring
+from connectors._http import send
 from connectors.base import (
     CRS84,
     RD_NAP,
@@ -76,7 +77,6 @@ from connectors.errors import (
     ConnectorError,
     UnsupportedQuery,
     UpstreamInvalidResponse,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
 from connectors.file import _as_text, _infer_type
@@ -448,25 +448,15 @@ class ThreeDBagConnector(Connector):
     async def _get(self, path: str, params: Mapping[str, str]) -> Any:
         """GET a JSON document; None on 404; errors translated into the connector's own."""
         url = f"{self.bag_settings.url}{path}"
-        timeout = self.bag_settings.timeout
-        try:
-            response = await self.http.get(
-                url,
-                params=params,
-                headers={"Accept": "application/json"},
-                timeout=timeout,
-                follow_redirects=False,
-            )
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(
-                f"the 3D BAG API did not answer within {timeout:g} s", source_id=self.source_id
-            ) from exc
-        except httpx.RemoteProtocolError as exc:
-            raise self._invalid("the 3D BAG API's answer is not HTTP") from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(
-                f"the 3D BAG API cannot be reached ({type(exc).__name__})", source_id=self.source_id
-            ) from exc
+        response = await send(
+            self.http,
+            "GET",
+            url,
+            source_id=self.source_id,
+            seconds=self.bag_settings.timeout,
+            params=params,
+            headers={"Accept": "application/json"},
+        )
         status = response.status_code
         if status == 404:
             return None

@@ -79,6 +79,7 @@ from connectors._gml import (
     text_of,
     urn_for,
 )
+from connectors._http import origin, send
 from connectors.base import (
     CRS84,
     BBox,
@@ -96,7 +97,6 @@ from connectors.errors import (
     ConnectorError,
     UnsupportedQuery,
     UpstreamInvalidResponse,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
 
@@ -105,7 +105,6 @@ LOG = logging.getLogger(__name__)
 ACCEPT = "application/gml+xml; version=3.2, text/xml;q=0.9, application/xml;q=0.8"
 XSD = "http://www.w3.org/2001/XMLSchema"
 
-MAX_REDIRECTS = 5
 DESCRIBE_CONCURRENCY = 4
 MAX_GET_URL = 7000
 """Longer GetFeature requests are POSTed as XML: common web servers refuse request lines
@@ -371,7 +370,7 @@ class WfsConnector(Connector):
             raise ConnectorConfigError("wfs needs WfsSettings", source_id=source_id)
         super().__init__(settings, source_id=source_id, http=http)
         self.settings = settings
-        self._origin = _origin(settings.url)
+        self._origin = origin(settings.url)
         self._own_client: httpx.AsyncClient | None = None
         self._service: _Service | None = None
         self._collections: dict[str, _Collection] = {}
@@ -918,49 +917,16 @@ class WfsConnector(Connector):
         if body is not None:
             headers["Content-Type"] = "text/xml; charset=UTF-8"
         auth = self._basic_auth()
-        timeout = self.settings.timeout
-        for _ in range(MAX_REDIRECTS + 1):
-            try:
-                response = await client.request(
-                    method,
-                    url,
-                    content=body,
-                    headers=headers,
-                    auth=auth,
-                    timeout=timeout,
-                    follow_redirects=False,
-                )
-            except httpx.TimeoutException as exc:
-                raise UpstreamTimeout(
-                    f"the source did not answer within {timeout:g} s", source_id=self.source_id
-                ) from exc
-            except httpx.RemoteProtocolError as exc:
-                if "disconnected" in str(exc).lower():
-                    raise UpstreamUnavailable(
-                        "the source closed the connection without answering",
-                        source_id=self.source_id,
-                    ) from exc
-                raise self._invalid("the source does not speak HTTP") from exc
-            except httpx.DecodingError as exc:
-                raise self._invalid("the source's response cannot be decoded") from exc
-            except httpx.HTTPError as exc:
-                raise UpstreamUnavailable(
-                    f"the source cannot be reached ({type(exc).__name__})", source_id=self.source_id
-                ) from exc
-            except (httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict) as exc:
-                raise self._invalid(f"the request to the source failed: {exc}") from exc
-            if not response.is_redirect:
-                return response
-            try:
-                target = response.url.join(response.headers.get("location", ""))
-            except httpx.InvalidURL as exc:
-                raise self._invalid("the source redirects to an unreadable address") from exc
-            if _origin(str(target)) != self._origin:
-                raise self._invalid("the source redirects to another host, which is not followed")
-            if response.status_code in {301, 302, 303}:
-                method, body = "GET", None
-            url = target
-        raise self._invalid("the source redirects too often")
+        return await send(
+            client,
+            method,
+            url,
+            source_id=self.source_id,
+            seconds=self.settings.timeout,
+            headers=headers,
+            content=body,
+            auth=auth,
+        )
 
     async def _xml(self, response: httpx.Response, *, pushed: bool) -> Element:
         """The answer's root element, with the source's errors mapped onto the hub's."""
@@ -1281,13 +1247,6 @@ def _is_spatial(predicate: str) -> bool:
 def _pushes(plan: _Plan) -> bool:
     """Whether a request carries conditions the server may refuse (rather than just a page)."""
     return "FILTER" in plan.params or "BBOX" in plan.params
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    """Scheme, host and port: what must match before credentials or redirects are followed."""
-    parts = urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return (parts.scheme, (parts.hostname or "").lower(), parts.port or default)
 
 
 def _number(value: float) -> str:
