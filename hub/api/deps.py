@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from hub.context import HubContext
 
 
-def get_context(request: Request) -> HubContext:
+# async, or FastAPI would run it in a worker thread on every request
+async def get_context(request: Request) -> HubContext:
     """The application's long-lived parts."""
     context: HubContext = request.app.state.hub
     return context

@@ -83,7 +83,8 @@ def _conformance(api: Any, request: APIRequest) -> tuple[dict[str, str], int, st
     return headers, 200, json.dumps(content)
 
 
-def get_engine(request: Request) -> OgcEngine:
+# async, or FastAPI would run it in a worker thread on every request
+async def get_engine(request: Request) -> OgcEngine:
     """The OGC engine of this application."""
     engine: OgcEngine = request.app.state.hub.engine
     return engine
