@@ -6,6 +6,8 @@ Migrations live in this package (``hub/catalogue/migrations``) and are driven by
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +70,7 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            # WAL lets readers proceed while one thread writes; a no-op for in-memory databases.
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(cursor)
         finally:
             cursor.close()
 
@@ -79,6 +80,23 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """WAL lets readers proceed while one thread writes; a no-op for in-memory databases.
+
+    Switching a new file to WAL needs an exclusive lock, which SQLite does not wait for with its
+    busy handler: several processes opening a fresh catalogue at once retry here instead.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
