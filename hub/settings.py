@@ -85,6 +85,77 @@ class CatalogueSettings(BaseModel):
         return value
 
 
+class AuthSettings(BaseModel):
+    """The OpenID Connect provider whose bearer tokens the hub accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(description="The provider's issuer identifier; tokens must carry it as `iss`")
+    audience: str = Field(description="The hub's audience; tokens must list it in `aud`")
+    discovery_url: str | None = Field(
+        None, description="OpenID discovery document; `<issuer>/.well-known/openid-configuration` when absent"
+    )
+    jwks_url: str | None = Field(None, description="JWKS location; from the discovery document when absent")
+    roles_claim: str = Field(
+        "roles", description="Dotted path of the claim holding the caller's roles, e.g. `realm_access.roles`"
+    )
+    scope_claim: str = Field(
+        "scope", description="Claim holding the granted scopes (space-separated or a list)"
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "PS256", "ES256"],
+        min_length=1,
+        description="Accepted signature algorithms; asymmetric only",
+    )
+    leeway_seconds: int = Field(30, ge=0, le=300, description="Clock skew tolerated on `exp` and `nbf`")
+    jwks_cache_seconds: float = Field(300.0, ge=0, description="How long fetched signing keys are reused")
+    steward_role: str = Field("steward", description="Role that may use the management API")
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        refused = [alg for alg in value if not re.match(r"^(RS|PS|ES)(256|384|512)$|^EdDSA$", alg)]
+        if refused:
+            raise ValueError(f"only asymmetric signature algorithms are accepted, not {refused}")
+        return value
+
+
+class ProcessingActivity(BaseModel):
+    """A registered processing activity (purpose) under which protected fields may be read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", description="What requests name as `purpose`")
+    uri: str = Field(description="URI of the activity in the register of processing activities")
+    name: str = Field(min_length=1)
+    legal_basis: str | None = Field(None, description="The legal ground, as the register states it")
+    roles: list[str] = Field(default_factory=list, description="Roles that may process under this activity")
+    retention_category: str | None = Field(
+        None, description="Selectielijst gemeenten 2020 category of the audit records, e.g. `12.1.8`"
+    )
+    retention_days: int | None = Field(
+        None, ge=1, description="Retention of the audit records; the category's period when absent"
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _absolute_uri(cls, value: str) -> str:
+        if not _IRI.match(value):
+            raise ValueError(f"{value!r} is not an absolute URI")
+        return value
+
+
+class CorsSettings(BaseModel):
+    """Which browser origins (web viewers) may call the hub."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the hub from a browser; `*` for any"
+    )
+    max_age: int = Field(600, ge=0, description="Seconds a browser may cache a preflight answer")
+
+
 class Settings(BaseSettings):
     """Everything the hub needs to start; sources come from the ``sources`` list of the file."""
 
@@ -104,6 +175,14 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Seconds between checks of the catalogue for changes by others"
     )
     probe_on_start: bool = Field(True, description="Probe seeded sources in the background")
+    auth: AuthSettings | None = Field(
+        None,
+        description="Token validation; without it every caller is anonymous and sees open collections only",
+    )
+    processing_activities: list[ProcessingActivity] = Field(
+        default_factory=list, description="Registered processing activities (purposes)"
+    )
+    cors: CorsSettings = Field(default_factory=CorsSettings)
 
     @classmethod
     def load(cls, config_file: Path | str | None = None, **overrides: Any) -> Settings:

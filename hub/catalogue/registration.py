@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -36,6 +36,28 @@ class ContactPoint(BaseModel):
     url: str | None = None
 
 
+class AccessPolicy(BaseModel):
+    """Who may read a source that is not open: callers with any of these roles or scopes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    roles: list[str] = Field(default_factory=list)
+    scopes: list[str] = Field(default_factory=list)
+
+
+class FieldProtection(BaseModel):
+    """A personal or confidential property, shown only to entitled callers for a stated purpose."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    classification: Literal["personal", "confidential"]
+    roles: list[str] = Field(default_factory=list, description="Roles that may see the field")
+    activities: list[str] | None = Field(
+        None,
+        description="Processing activities under which it may be read; any the caller may use when absent",
+    )
+
+
 class CollectionSpec(BaseModel):
     """One upstream collection the source exposes, optionally under an explicit hub id."""
 
@@ -62,6 +84,9 @@ _REGISTRATION_KEYS = frozenset(
         "extent",
         "keywords",
         "theme",
+        "access",
+        "protected_fields",
+        "subject_field",
     }
 )
 
@@ -87,6 +112,15 @@ class SourceRegistration(BaseModel):
     )
     keywords: list[str] = Field(default_factory=list)
     theme: list[str] = Field(default_factory=list, description="Theme URIs or labels")
+    access: AccessPolicy = Field(
+        default_factory=AccessPolicy, description="Who may read the source when it is not open"
+    )
+    protected_fields: dict[str, FieldProtection] = Field(
+        default_factory=dict, description="Personal or confidential properties, by name"
+    )
+    subject_field: str | None = Field(
+        None, description="Property identifying the data subject; logged pseudonymised"
+    )
 
     @field_validator("collections", mode="before")
     @classmethod
