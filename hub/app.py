@@ -37,6 +37,7 @@ def problem_response(error: HubError, request: Request) -> JSONResponse:
         error.problem(instance=request.url.path),
         status_code=int(error.status),
         media_type=PROBLEM_JSON,
+        headers=error.headers,
     )
 
 

@@ -22,6 +22,11 @@ class HubError(Exception):
         self.detail = detail
         self.extra = extra or {}
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers this error needs besides its body."""
+        return {}
+
     def problem(self, instance: str | None = None) -> dict[str, Any]:
         """The RFC 9457 body for this error."""
         body: dict[str, Any] = {
@@ -49,6 +54,33 @@ class BadRequest(HubError):
     status = HTTPStatus.BAD_REQUEST
     title = "Bad request"
     type_slug = "bad-request"
+
+
+class Unauthorized(HubError):
+    """No valid credentials: the caller must authenticate (RFC 6750 bearer token)."""
+
+    status = HTTPStatus.UNAUTHORIZED
+    title = "Authentication required"
+    type_slug = "unauthorized"
+
+    def __init__(self, detail: str, *, invalid_token: bool = False):
+        super().__init__(detail)
+        self.invalid_token = invalid_token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        challenge = 'Bearer realm="urban-twin-hub"'
+        if self.invalid_token:
+            challenge += ', error="invalid_token"'
+        return {"WWW-Authenticate": challenge}
+
+
+class Forbidden(HubError):
+    """The caller is known but not entitled to this resource or purpose."""
+
+    status = HTTPStatus.FORBIDDEN
+    title = "Forbidden"
+    type_slug = "forbidden"
 
 
 class NotFound(HubError):
@@ -99,6 +131,14 @@ class GatewayTimeout(HubError):
     type_slug = "upstream-timeout"
 
 
+class ServiceUnavailable(HubError):
+    """The hub cannot serve the request right now (a dependency it must not skip is down)."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    title = "Service unavailable"
+    type_slug = "service-unavailable"
+
+
 def from_connector_error(exc: connector_errors.ConnectorError) -> HubError:
     """Translate a connector's error at the boundary into the hub's own."""
     source = {"source": exc.source_id} if exc.source_id else {}
@@ -126,6 +166,8 @@ def error_for_status(status: int, detail: str) -> HubError:
     """The hub error for an HTTP status reported by a component (pygeoapi, Starlette)."""
     known: dict[int, type[HubError]] = {
         400: BadRequest,
+        401: Unauthorized,
+        403: Forbidden,
         404: NotFound,
         406: NotAcceptable,
         409: Conflict,
