@@ -325,6 +325,8 @@ def start_hub(workdir: Path, sources: list[dict[str, Any]], collections: list[st
         # one probe at start-up harvests the schemas; none during the measurements
         "probe_interval": 0,
         "catalogue_poll_interval": 3600,
+        # the benchmark's upstreams listen on loopback, which the hub refuses by default
+        "allowed_networks": ["127.0.0.0/8", "::1/128"],
     }
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     command = [sys.executable, "-m", "bench.hub_server", "--config", str(config_path), "--port", str(port)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,13 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Seconds between checks of the catalogue for changes by others"
     )
     probe_on_start: bool = Field(True, description="Probe seeded sources in the background")
+    allowed_networks: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description=(
+            "CIDR ranges of loopback, private, link-local or other non-public addresses that "
+            "registered sources may reach; none by default (see docs/configuration.md)"
+        ),
+    )
     auth: AuthSettings | None = Field(
         None,
         description="Token validation; without it every caller is anonymous and sees open collections only",
