@@ -27,6 +27,7 @@ from urllib.parse import unquote
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, GEO, RDF, RDFS, SKOS, XSD
 
+from hub.catalogue.datasets import DatasetEntry, dataset_entries
 from hub.catalogue.registration import Classification, ContactPoint, SourceRegistration
 from hub.ogc.engine import OGC_PREFIX
 from hub.registry import CollectionBinding
@@ -52,24 +53,6 @@ PREFIXES: dict[str, Namespace] = {
     "xsd": Namespace(str(XSD)),
 }
 
-
-@dataclass(frozen=True, slots=True)
-class DistributionFormat:
-    """One format the OGC API serves a collection's items in, as a DCAT distribution."""
-
-    key: str
-    """The items endpoint's ``f`` value."""
-    title: str
-    media_type: str
-    file_type: str
-    """Code in the EU file-type vocabulary."""
-
-
-DISTRIBUTION_FORMATS = (
-    DistributionFormat("json", "GeoJSON", "application/geo+json", "GEOJSON"),
-    DistributionFormat("html", "HTML", "text/html", "HTML"),
-    DistributionFormat("jsonld", "JSON-LD", "application/ld+json", "JSON_LD"),
-)
 
 # Code in the EU access-right vocabulary and its English and Dutch labels. Internal data is
 # available to entitled staff (restricted); confidential and personal data only to those with a
@@ -151,11 +134,6 @@ def _wkt_box(extent: tuple[float, float, float, float]) -> Literal:
     ring = f"{minx} {miny}, {maxx} {miny}, {maxx} {maxy}, {minx} {maxy}, {minx} {miny}"
     # a wktLiteral without a CRS IRI is in CRS84, which is what the extent is in
     return Literal(f"POLYGON(({ring}))", datatype=GEO.wktLiteral)
-
-
-def is_open(registration: SourceRegistration) -> bool:
-    """Whether the catalogue may show the source's details and access routes."""
-    return registration.classification is Classification.OPEN
 
 
 class _CatalogBuilder:
@@ -279,43 +257,40 @@ class _CatalogBuilder:
         return node
 
 
-def _dataset(
-    builder: _CatalogBuilder,
-    binding: CollectionBinding,
-    registration: SourceRegistration,
-    *,
-    restricted: bool,
-    service: URIRef,
-) -> URIRef:
+def dataset_iri(catalog_url: str, collection_id: str) -> str:
+    """The IRI (and ``dct:identifier``) of a collection's dataset in the catalogue."""
+    return f"{catalog_url}#dataset-{collection_id}"
+
+
+def _dataset(builder: _CatalogBuilder, entry: DatasetEntry, *, service: URIRef) -> URIRef:
     graph = builder.graph
-    node = URIRef(f"{builder.catalog}#dataset-{binding.id}")
+    registration = entry.registration
+    node = URIRef(dataset_iri(str(builder.catalog), entry.id))
     graph.add((node, RDF.type, DCAT.Dataset))
-    graph.add((node, DCTERMS.title, builder.text(binding.title)))
+    graph.add((node, DCTERMS.title, builder.text(entry.title)))
     graph.add((node, DCTERMS.identifier, Literal(str(node))))
     graph.add((node, DCTERMS.publisher, builder.publisher))
     graph.add((node, DCTERMS.creator, builder.owner(registration)))
     graph.add((node, DCAT.contactPoint, builder.contact_point(registration)))
-    for theme in builder.themes(registration.theme):
+    for theme in builder.themes(entry.themes):
         graph.add((node, DCAT.theme, theme))
-    graph.add((node, DCTERMS.accessRights, builder.access_rights(_strictest(binding, registration))))
-    if restricted:
+    graph.add((node, DCTERMS.accessRights, builder.access_rights(entry.access)))
+    if entry.restricted:
         for language, description in RESTRICTED_DESCRIPTION.items():
             graph.add((node, DCTERMS.description, Literal(description, lang=language)))
         return node
 
-    description = binding.description or registration.description or binding.title
-    graph.add((node, DCTERMS.description, builder.text(description)))
-    for keyword in dict.fromkeys(registration.keywords):
+    graph.add((node, DCTERMS.description, builder.text(entry.description or entry.title)))
+    for keyword in entry.keywords:
         graph.add((node, DCAT.keyword, builder.text(keyword)))
-    collection_url = f"{builder.base_url}{OGC_PREFIX}/collections/{binding.id}"
-    graph.add((node, DCAT.landingPage, builder.typed(URIRef(collection_url), FOAF.Document)))
-    extent = binding.info.extent_crs84 or registration.extent
-    if extent is not None:
+    if entry.landing_page is not None:
+        graph.add((node, DCAT.landingPage, builder.typed(URIRef(entry.landing_page), FOAF.Document)))
+    if entry.extent is not None:
         location = BNode()
         graph.add((node, DCTERMS.spatial, location))
         graph.add((location, RDF.type, DCTERMS.Location))
-        graph.add((location, DCAT.bbox, _wkt_box(extent)))
-    start, end = (_temporal_literal(v) for v in (binding.info.temporal_extent or (None, None)))
+        graph.add((location, DCAT.bbox, _wkt_box(entry.extent)))
+    start, end = (_temporal_literal(v) for v in (entry.temporal or (None, None)))
     if start is not None or end is not None:
         period = BNode()
         graph.add((node, DCTERMS.temporal, period))
@@ -324,14 +299,15 @@ def _dataset(
             graph.add((period, DCAT.startDate, start))
         if end is not None:
             graph.add((period, DCAT.endDate, end))
-    licence = builder.licence(registration.licence)
-    for fmt in DISTRIBUTION_FORMATS:
-        distribution = URIRef(f"{builder.catalog}#distribution-{binding.id}-{fmt.key}")
+    licence = builder.licence(entry.licence)
+    for offered in entry.distributions:
+        fmt = offered.format
+        distribution = URIRef(f"{builder.catalog}#distribution-{entry.id}-{fmt.key}")
         graph.add((node, DCAT.distribution, distribution))
         graph.add((distribution, RDF.type, DCAT.Distribution))
         graph.add((distribution, DCTERMS.title, Literal(fmt.title)))
         # the items endpoint pages through the data, so it is an access URL, not a download URL
-        graph.add((distribution, DCAT.accessURL, URIRef(f"{collection_url}/items?f={fmt.key}")))
+        graph.add((distribution, DCAT.accessURL, URIRef(offered.url)))
         graph.add((distribution, DCAT.accessService, service))
         graph.add(
             (distribution, DCAT.mediaType, builder.typed(IANA_MEDIA_TYPE[fmt.media_type], DCTERMS.MediaType))
@@ -345,13 +321,6 @@ def _dataset(
         )
         graph.add((distribution, DCTERMS.license, licence))
     return node
-
-
-def _strictest(binding: CollectionBinding, registration: SourceRegistration) -> Classification:
-    # the enum lists classifications from open to personal
-    order = list(Classification)
-    live = binding.source.registration.classification
-    return max(registration.classification, live, key=order.index)
 
 
 def _features_service(builder: _CatalogBuilder) -> URIRef:
@@ -406,20 +375,10 @@ def build_catalog(
 
     service = _features_service(builder)
     graph.add((catalog, DCAT.service, service))
-    stored = {registration.id: registration for registration in registrations}
-    for collection_id in sorted(bindings):
-        binding = bindings[collection_id]
-        # the stored registration is the steward's latest word; a collection whose source was
-        # withdrawn but is still being served for a moment is not listed
-        registration = stored.get(binding.source.registration.id)
-        if registration is None:
-            continue
-        # a source re-classified a moment ago may still be served under its old registration:
-        # it is restricted as soon as either says so
-        restricted = not (is_open(registration) and is_open(binding.source.registration))
-        dataset = _dataset(builder, binding, registration, restricted=restricted, service=service)
+    for entry in dataset_entries(registrations, bindings, settings):
+        dataset = _dataset(builder, entry, service=service)
         graph.add((catalog, DCAT.dataset, dataset))
-        if not restricted:
+        if not entry.restricted:
             graph.add((service, DCAT.servesDataset, dataset))
     return graph
 
