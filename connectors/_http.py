@@ -2,7 +2,9 @@
 
 Every HTTP connector sends its requests through :func:`send`, so that a source that hangs,
 drops the connection, speaks something other than HTTP or redirects elsewhere is reported the
-same way whatever its kind.
+same way whatever its kind. The hub's client checks the address of every connection, each
+redirect hop included, against its network policy (``connectors._network``); a refusal is
+reported as :class:`~connectors._network.AddressNotAllowed` for the source.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from connectors._network import AddressNotAllowed
 from connectors.errors import UpstreamInvalidResponse, UpstreamTimeout, UpstreamUnavailable
 
 MAX_REDIRECTS = 5
@@ -51,6 +54,10 @@ async def send(
                 timeout=seconds,
                 follow_redirects=False,
             )
+        except AddressNotAllowed as exc:
+            # raised by the guarded client's transport, which does not know the source
+            exc.source_id = source_id
+            raise
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(
                 f"the source did not answer within {seconds:g} s", source_id=source_id

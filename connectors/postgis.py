@@ -76,6 +76,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from connectors._cql import attributes, reproject_literals
 from connectors._crs import EPSG_PREFIX, WGS84, box_ring, crs_for, epsg_code, northing_first
+from connectors._network import AddressNotAllowed, NetworkPolicy, UnresolvableHost, network_policy
 from connectors.base import (
     CRS84,
     ETRS89,
@@ -624,8 +625,45 @@ class PostgisConnector(Connector):
             url = url.set(password=password)
         return url
 
+    async def check_network(self, policy: NetworkPolicy) -> None:
+        """Refuse a database host that is, or resolves to, an address ``policy`` does not allow."""
+        await self._pinned_addresses(policy, resolve_now=False)
+
+    async def _pinned_addresses(self, policy: NetworkPolicy, *, resolve_now: bool = True) -> dict[str, str]:
+        """libpq parameters that make every connection go to the checked addresses of the host.
+
+        With ``hostaddr`` libpq connects to those addresses without resolving the name again,
+        so a DNS answer that changes after the check (rebinding) is never followed; it still
+        verifies TLS against ``host``. Without ``resolve_now`` an unresolvable name passes.
+        """
+        url = make_url(self.pg_settings.dsn)
+        if {"host", "hostaddr", "service"} & set(url.query):
+            raise ConnectorConfigError(
+                "name the database host in the dsn itself (postgresql://host:port/db): hosts given "
+                "as host, hostaddr or service parameters cannot be checked against allowed_networks",
+                source_id=self.source_id,
+            )
+        if not url.host:
+            # libpq's default is the local Unix socket
+            policy.check_local_socket("the database's local socket")
+            return {}
+        port = url.port or 5432
+        try:
+            addresses = await policy.addresses(url.host, port)
+        except UnresolvableHost as exc:
+            if not resolve_now:
+                return {}  # may be down for now: checked again when the hub connects
+            exc.source_id = self.source_id
+            raise
+        except AddressNotAllowed as exc:
+            exc.source_id = self.source_id
+            raise
+        return {"host": ",".join([url.host] * len(addresses)), "hostaddr": ",".join(map(str, addresses))}
+
     async def open(self) -> None:
         """Create the connection pool and reflect the table."""
+        policy = network_policy(self.http)
+        pinned = await self._pinned_addresses(policy) if policy is not None else {}
         timeout = self.pg_settings.timeout
         # The server cancels a statement a little before the hub gives up on the request, so
         # the connection comes back clean and the error says what happened.
@@ -642,6 +680,7 @@ class PostgisConnector(Connector):
                 "connect_timeout": max(1, math.ceil(timeout)),
                 "options": f"-c statement_timeout={statement_ms} -c TimeZone=UTC",
                 "application_name": f"urban-twin-hub/{self.source_id}"[:63],
+                **pinned,
             },
         )
         self._statements.clear()
