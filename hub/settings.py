@@ -146,6 +146,42 @@ class ProcessingActivity(BaseModel):
         return value
 
 
+class AuditSettings(BaseModel):
+    """The audit trail (Logboek Dataverwerkingen): where it is kept and how subjects are hidden."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        True,
+        description="Log every processing; off only for measurements, never where data is not open",
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the audit database; the catalogue's when absent"
+    )
+    pseudonym_key_env: str = Field(
+        "HUB_AUDIT_PSEUDONYM_KEY",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the key that pseudonymises data subject ids",
+    )
+    default_activity: str | None = Field(
+        None,
+        description="Processing activity of requests that name no purpose; a built-in one when absent",
+    )
+    default_retention_category: str = Field(
+        "12.1.8",
+        description="Selectielijst category of the built-in activity's records (access control: 6 months)",
+    )
+    write_timeout: float = Field(
+        5.0, gt=0, le=120, description="Seconds a request waits for its record to be stored before 503"
+    )
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP traces URL (e.g. http://collector:4318/v1/traces) records are copied to"
+    )
+    otlp_headers_env: dict[str, str] = Field(
+        default_factory=dict, description="HTTP header name to the environment variable holding its value"
+    )
+
+
 class CorsSettings(BaseModel):
     """Which browser origins (web viewers) may call the hub."""
 
@@ -191,6 +227,7 @@ class Settings(BaseSettings):
         default_factory=list, description="Registered processing activities (purposes)"
     )
     cors: CorsSettings = Field(default_factory=CorsSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @classmethod
     def load(cls, config_file: Path | str | None = None, **overrides: Any) -> Settings:
