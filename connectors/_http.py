@@ -16,6 +16,7 @@ import httpx
 
 from connectors._network import AddressNotAllowed
 from connectors.errors import UpstreamInvalidResponse, UpstreamTimeout, UpstreamUnavailable
+from connectors.tracing import with_trace_headers
 
 MAX_REDIRECTS = 5
 
@@ -42,6 +43,8 @@ async def send(
     """One request to a source, following redirects that stay on its host; connector errors only."""
     own = origin(str(url))
     target: str | httpx.URL = url
+    # the source's own log can then name the hub's operation as its caller (W3C Trace Context)
+    headers = with_trace_headers(headers)
     for _ in range(MAX_REDIRECTS + 1):
         try:
             response = await client.request(
