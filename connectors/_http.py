@@ -39,24 +39,35 @@ async def send(
     headers: Mapping[str, str] | None = None,
     content: bytes | str | None = None,
     auth: httpx.Auth | None = None,
+    max_bytes: int | None = None,
 ) -> httpx.Response:
-    """One request to a source, following redirects that stay on its host; connector errors only."""
+    """One request to a source, following redirects that stay on its host; connector errors only.
+
+    With ``max_bytes`` the body is read as it arrives and refused once it (decoded) grows
+    larger, for documents whose size nobody vouches for.
+    """
     own = origin(str(url))
     target: str | httpx.URL = url
     # the source's own log can then name the hub's operation as its caller (W3C Trace Context)
     headers = with_trace_headers(headers)
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            response = await client.request(
-                method,
-                target,
-                params=params,
-                headers=headers,
-                content=content,
-                auth=auth,
-                timeout=seconds,
-                follow_redirects=False,
-            )
+            if max_bytes is None:
+                response = await client.request(
+                    method,
+                    target,
+                    params=params,
+                    headers=headers,
+                    content=content,
+                    auth=auth,
+                    timeout=seconds,
+                    follow_redirects=False,
+                )
+            else:
+                request = client.build_request(
+                    method, target, params=params, headers=headers, content=content, timeout=seconds
+                )
+                response = await _read_limited(client, request, auth, max_bytes, source_id)
         except AddressNotAllowed as exc:
             # raised by the guarded client's transport, which does not know the source
             exc.source_id = source_id
@@ -99,3 +110,32 @@ async def send(
             method, content = "GET", None
         params = None  # the new address carries its own query
     raise UpstreamInvalidResponse("the source redirects too often", source_id=source_id)
+
+
+# decoded by the time the body is held: these would describe the bytes on the wire instead
+_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+async def _read_limited(
+    client: httpx.AsyncClient, request: httpx.Request, auth: httpx.Auth | None, max_bytes: int, source_id: str
+) -> httpx.Response:
+    """Send ``request`` and read at most ``max_bytes`` of its decoded body."""
+    streamed = await client.send(request, auth=auth, follow_redirects=False, stream=True)
+    body = bytearray()
+    try:
+        async for chunk in streamed.aiter_bytes():
+            body += chunk
+            if len(body) > max_bytes:
+                raise UpstreamInvalidResponse(
+                    f"the answer is larger than {max_bytes:,} bytes, which is more than is read",
+                    source_id=source_id,
+                )
+    finally:
+        await streamed.aclose()
+    return httpx.Response(
+        streamed.status_code,
+        headers=[(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _WIRE_HEADERS],
+        content=bytes(body),
+        request=streamed.request,
+        extensions=streamed.extensions,
+    )
