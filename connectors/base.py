@@ -182,6 +182,9 @@ class CollectionInfo:
     id_field: str | None = None
     geometry_type: str | None = None
     capabilities: Capabilities = field(default_factory=Capabilities)
+    cityjson: bool = False
+    """Whether every feature hands over its 3D model under :data:`CITYJSON`, in EPSG:7415
+    (:data:`RD_NAP`): the hub then also serves the collection as CityJSON and CityJSONSeq."""
 
 
 class Connector(abc.ABC):

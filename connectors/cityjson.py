@@ -49,6 +49,8 @@ from connectors._cityjson import (
 )
 from connectors.base import (
     CITYJSON,
+    RD_NAP,
+    CollectionInfo,
     ConnectorSettings,
     Feature,
     FeaturePage,
@@ -354,6 +356,16 @@ class CityJsonConnector(FileConnector):
         """Drop the in-memory copy."""
         await super().close()
         self._handed = {}
+
+    async def describe(self) -> list[CollectionInfo]:
+        """The file's collection; 3D output is offered when its models are in EPSG:7415."""
+        infos = await super().describe()
+        for info in infos:
+            members = self._handed.get(info.id, {}).values()
+            # CityJSON output is written in EPSG:7415 only; a file in another CRS still serves
+            # its footprints.
+            info.cityjson = bool(members) and all(member["crs"] == RD_NAP for member in members)
+        return infos
 
     async def query(self, collection: str, query: FeatureQuery) -> FeaturePage:
         """One page of matching city objects, footprints in the file's horizontal CRS."""

@@ -184,6 +184,7 @@ class ThreeDBagConnector(Connector):
                 id_field="identificatie",
                 geometry_type="Polygon",
                 capabilities=Capabilities(filter=False, sort=False, datetime=False, crs=(RD_NEW,)),
+                cityjson=True,
             )
         ]
 
