@@ -143,6 +143,7 @@ def hub_sources(
                 "id": "upstream",
                 "title": "pygeoapi upstream",
                 "connector": "ogcapi-features",
+                "classification": "open",
                 "url": pygeoapi_url,
                 "collections": [
                     {"upstream": "afvalbakken", "id": HUB_COLLECTIONS["federation", "afvalbakken"]},
@@ -160,6 +161,7 @@ def hub_sources(
                 "id": "bag-file",
                 "title": "BAG verblijfsobjecten (GeoPackage)",
                 "connector": "file",
+                "classification": "open",
                 "path": str(BAG_GPKG),
                 "layer": BAG_LAYER,
                 "collections": [{"upstream": BAG_LAYER, "id": HUB_COLLECTIONS["file", "verblijfsobjecten"]}],
@@ -174,6 +176,7 @@ def hub_sources(
                 "id": "bag-postgis",
                 "title": "BAG verblijfsobjecten (PostGIS)",
                 "connector": "postgis",
+                "classification": "open",
                 "dsn": table.libpq_url,
                 "table": table.table,
                 "collections": [

@@ -9,15 +9,18 @@ import os
 from collections.abc import AsyncIterator
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub import API_VERSION, __version__
-from hub.api import catalog, health, sources
+from hub.api import catalog, health, openapi, sources
+from hub.auth.dependencies import require_steward
+from hub.auth.tokens import TokenValidator
 from hub.catalogue.registration import SourceRegistration
 from hub.catalogue.store import CatalogueStore
 from hub.context import HubContext
@@ -122,7 +125,8 @@ def create_app(settings: Settings) -> FastAPI:
             registry = SourceRegistry(http, base_dir=base_dir)
             service = FeatureService(max_scan_features=settings.server.max_scan_features)
             engine = OgcEngine(settings, registry, service)
-            context = HubContext(settings, http, store, registry, service, engine)
+            tokens = TokenValidator(settings.auth, http) if settings.auth else None
+            context = HubContext(settings, http, store, registry, service, engine, tokens)
             app.state.hub = context
             await _seed_catalogue(context)
             await registry.sync([s.registration for s in await run_in_threadpool(store.list)])
@@ -147,12 +151,30 @@ def create_app(settings: Settings) -> FastAPI:
         version=API_VERSION,
         lifespan=lifespan,
         redirect_slashes=False,
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        # each API serves its own document (hub.api.openapi, hub.ogc.routes)
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
 
     app.add_middleware(ApiVersionHeader)
+    if settings.cors.allow_origins:
+        # Browser viewers send bearer tokens; they must read the headers that carry meaning.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors.allow_origins,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Accept", "Accept-Language", "Content-Type", "traceparent"],
+            expose_headers=[
+                "API-Version",
+                "Content-Crs",
+                "Link",
+                "Location",
+                "WWW-Authenticate",
+                "traceparent",
+            ],
+            max_age=settings.cors.max_age,
+        )
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> JSONResponse:
@@ -165,18 +187,26 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(error_for_status(exc.status_code, str(exc.detail)), request)
+        response = problem_response(error_for_status(exc.status_code, str(exc.detail)), request)
+        # Starlette's own headers, such as the Allow of a 405 that RFC 9110 requires
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         LOG.exception("unexpected error on %s", request.url.path)
-        return problem_response(HubError("an unexpected error occurred; it has been logged"), request)
+        response = problem_response(HubError("an unexpected error occurred; it has been logged"), request)
+        # Starlette answers this from its ServerErrorMiddleware, outside every user middleware, so
+        # ApiVersionHeader never sees the response
+        response.headers["API-Version"] = API_VERSION
+        return response
 
     # the OGC API has its own OpenAPI document, built by pygeoapi from the live collections
     app.include_router(build_router(), prefix=OGC_PREFIX, include_in_schema=False)
-    app.include_router(sources.router, prefix="/api/v1")
+    app.include_router(sources.router, prefix="/api/v1", dependencies=[Depends(require_steward)])
     app.include_router(health.router, prefix="/api/v1")
     app.include_router(catalog.router, prefix="/api/v1")
+    app.include_router(openapi.router, prefix="/api/v1")
     return app
 
 

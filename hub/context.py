@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from hub.auth.tokens import TokenValidator
 from hub.catalogue.store import CatalogueStore
 from hub.features.service import FeatureService
 from hub.ogc.engine import OgcEngine
@@ -23,3 +24,5 @@ class HubContext:
     registry: SourceRegistry
     service: FeatureService
     engine: OgcEngine
+    tokens: TokenValidator | None
+    """Validates bearer tokens; ``None`` when no issuer is configured (everyone is anonymous)."""

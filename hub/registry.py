@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -64,12 +64,23 @@ class LiveSource:
     described: bool = False
 
 
+@dataclass(slots=True)
+class SourceTrust:
+    """What the hub learned a source does not honour; shared by every view of a collection."""
+
+    filter_untrusted: bool = False
+    """Set once the source returned features that fail a filter it claimed to apply."""
+    datetime_untrusted: bool = False
+    """Set once the source returned features outside a ``datetime`` it claimed to apply."""
+
+
 @dataclass(slots=True, eq=False)
 class CollectionBinding:
     """A hub collection: which source serves it, under which upstream id, and its description.
 
     Bindings travel inside pygeoapi's configuration dict, which pygeoapi deep-copies; they
-    copy as themselves so that a copy still points at the live connector.
+    copy as themselves so that a copy still points at the live connector. A caller who may not
+    see some properties gets a masked view (:meth:`masked`) of the same collection.
     """
 
     id: str
@@ -78,10 +89,20 @@ class CollectionBinding:
     info: CollectionInfo
     title: str
     description: str
-    filter_untrusted: bool = False
-    """Set once the source returned features that fail a filter it claimed to apply."""
-    datetime_untrusted: bool = False
-    """Set once the source returned features outside a ``datetime`` it claimed to apply."""
+    trust: SourceTrust = field(default_factory=SourceTrust)
+    hidden: frozenset[str] = frozenset()
+    """Properties removed from every answer of this view."""
+
+    def masked(self, hidden: frozenset[str]) -> CollectionBinding:
+        """This collection as seen by a caller who may not see ``hidden`` properties."""
+        if not hidden:
+            return self
+        info = replace(
+            self.info,
+            fields=[f for f in self.info.fields if f.name not in hidden],
+            time_field=None if self.info.time_field in hidden else self.info.time_field,
+        )
+        return replace(self, info=info, hidden=hidden)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CollectionBinding:
         return self

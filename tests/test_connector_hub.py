@@ -35,6 +35,7 @@ from connectors.registry import connector_class
 from hub.ogc.routes import CONFORMANCE
 from tests.fixtures.hub import hub_settings, serve_hub, wait_until_served
 from tests.fixtures.loopback import serve
+from tests.fixtures.oidc import bearer, shared_issuer, steward
 from tests.shared_data import SHARED, require_shared
 
 AFVALBAKKEN = SHARED / "data" / "municipal" / "amsterdam_afvalbakken_2013.geojson"
@@ -266,9 +267,9 @@ def test_a_single_item_in_two_crss(peers: Peers) -> None:
 
 
 def test_the_hub_forwards_the_callers_token_only_for_sources_that_allow_it(peers: Peers) -> None:
-    headers = {"Authorization": "Bearer token-van-de-gebruiker"}
+    headers = bearer(sub="burger-1")  # hub A validates it before anything is forwarded
     for collection, expected in (
-        ("namens-afvalbakken", "Bearer token-van-de-gebruiker"),
+        ("namens-afvalbakken", headers["Authorization"]),
         ("buren-afvalbakken", None),
     ):
         mark = len(peers.recorder.requests)
@@ -282,7 +283,7 @@ def test_the_hub_forwards_the_callers_token_only_for_sources_that_allow_it(peers
 
 
 def test_the_peer_shows_as_a_healthy_source(peers: Peers) -> None:
-    health = httpx.get(f"{peers.a}/api/v1/health", timeout=30).json()
+    health = steward().get(f"{peers.a}/api/v1/health", timeout=30).json()
     sources = {source["id"]: source for source in health["sources"]}
     assert set(sources) == {"buren", "namens"}
     buren = sources["buren"]
@@ -311,13 +312,14 @@ async def test_the_callers_token_is_forwarded_only_when_registered(
     await forwarding.describe()
     assert {auth for _, _, auth in peers.recorder.since(mark)} == {None}  # a probe has no caller
 
+    token = shared_issuer().mint(sub="burger-2")  # the peer validates what is forwarded
     mark = len(peers.recorder.requests)
-    with caller_credentials("token-of-a-caller"):
+    with caller_credentials(token):
         page = await forwarding.query("afvalbakken", FeatureQuery(limit=3, offset=3000))
         feature = await forwarding.get_feature("afvalbakken", "5", crs=CRS84)
     assert len(page.features) == 3 and feature is not None
     asked = peers.recorder.since(mark)
-    assert len(asked) >= 2 and {auth for _, _, auth in asked} == {"Bearer token-of-a-caller"}
+    assert len(asked) >= 2 and {auth for _, _, auth in asked} == {f"Bearer {token}"}
 
     mark = len(peers.recorder.requests)
     await forwarding.query("afvalbakken", FeatureQuery(limit=1))  # outside the caller's block
@@ -325,7 +327,7 @@ async def test_the_callers_token_is_forwarded_only_when_registered(
 
     keeping = make(peers.proxy, http)
     mark = len(peers.recorder.requests)
-    with caller_credentials("token-of-a-caller"):
+    with caller_credentials(token):
         await keeping.query("afvalbakken", FeatureQuery(limit=1))
     assert {auth for _, _, auth in peers.recorder.since(mark)} == {None}
 

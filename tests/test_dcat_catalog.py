@@ -24,6 +24,7 @@ from hub.errors import ConfigurationError
 from hub.registry import SourceRegistry
 from hub.settings import Settings
 from tests.fixtures.hub import SHARED, hub_settings, serve_hub, wait_until_served
+from tests.fixtures.oidc import steward
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "config" / "demo-data" / "laadpalen.geojson"
@@ -353,13 +354,13 @@ def test_trailing_slash_is_404(hub: str) -> None:
 def test_catalogue_follows_registrations_and_classification(tmp_path: Path) -> None:
     with serve_hub(hub_settings(tmp_path, [], catalogue=CATALOGUE)) as base_url:
         registration = _source("fietsen", classification="open", keywords=["fiets"])
-        assert httpx.post(f"{base_url}/api/v1/sources", json=registration).status_code == 201
+        assert steward().post(f"{base_url}/api/v1/sources", json=registration).status_code == 201
         graph = parse(httpx.get(f"{base_url}/api/v1/catalog").content, "turtle")
         node = dataset(base_url, "fietsen")
         assert graph.value(node, DCTERMS.accessRights) == EU_ACCESS_RIGHT.PUBLIC
         assert graph.value(node, DCAT.keyword) == Literal("fiets", lang="nl")
 
-        replaced = httpx.put(
+        replaced = steward().put(
             f"{base_url}/api/v1/sources/fietsen", json={**registration, "classification": "confidential"}
         )
         assert replaced.status_code == 200, replaced.text
@@ -367,7 +368,7 @@ def test_catalogue_follows_registrations_and_classification(tmp_path: Path) -> N
         assert graph.value(node, DCTERMS.accessRights) == EU_ACCESS_RIGHT.NON_PUBLIC
         assert graph.value(node, DCAT.keyword) is None and graph.value(node, DCAT.distribution) is None
 
-        assert httpx.delete(f"{base_url}/api/v1/sources/fietsen").status_code == 204
+        assert steward().delete(f"{base_url}/api/v1/sources/fietsen").status_code == 204
         graph = parse(httpx.get(f"{base_url}/api/v1/catalog").content, "turtle")
         assert (node, None, None) not in graph
 

@@ -19,6 +19,7 @@ import yaml
 from hub.ogc.openapi import remote_refs
 from hub.settings import Settings
 from tests.fixtures.hub import free_port, serve_hub
+from tests.fixtures.oidc import steward
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = {
@@ -49,7 +50,7 @@ def demo_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with serve_hub(Settings.load(config)) as base_url:
         for source in demo["sources"]:
             if "path" in source:
-                probed = httpx.post(f"{base_url}/api/v1/sources/{source['id']}/probe", timeout=30)
+                probed = steward().post(f"{base_url}/api/v1/sources/{source['id']}/probe", timeout=30)
                 assert probed.json()["state"] == "healthy", probed.text
         yield base_url
 

@@ -13,6 +13,7 @@ import shapely
 
 from hub.settings import Settings
 from tests.fixtures.hub import hub_settings, serve_hub, wait_until_served
+from tests.fixtures.oidc import steward
 from tests.fixtures.postgis import PostgisServer
 from tests.shared_data import gpkg_rows, require_shared
 
@@ -130,11 +131,12 @@ def test_registrations_persist_in_the_postgis_catalogue(
         "extent": [4.88, 52.38, 4.90, 52.40],
     }
     with serve_hub(_settings(tmp_path, catalogue, [])) as base_url:
-        assert httpx.post(f"{base_url}/api/v1/sources", json=registration, timeout=30).status_code == 201
+        assert steward().post(f"{base_url}/api/v1/sources", json=registration, timeout=30).status_code == 201
     with serve_hub(_settings(tmp_path, catalogue, [])) as base_url:  # a restart
         wait_until_served(base_url, "adressen-kopie")  # collections are harvested by the probe
         assert (
-            httpx.get(f"{base_url}/api/v1/sources/adressen-kopie").json()["extent"] == registration["extent"]
+            steward().get(f"{base_url}/api/v1/sources/adressen-kopie").json()["extent"]
+            == registration["extent"]
         )
         served = httpx.get(
             f"{base_url}/ogc/v1/collections/adressen-kopie/items", params={"limit": 1}, timeout=30

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.fixtures.hub import hub_settings, require_shared, serve_hub
+from tests.fixtures.oidc import steward
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "config" / "demo-data" / "laadpalen.geojson"
@@ -59,7 +60,7 @@ def collection_ids(hub: str) -> set[str]:
 
 
 def test_register_serve_replace_and_remove_without_restart(hub: str) -> None:
-    created = httpx.post(f"{hub}/api/v1/sources", json=registration())
+    created = steward().post(f"{hub}/api/v1/sources", json=registration())
     assert created.status_code == 201, created.text
     assert created.headers["Location"].endswith("/api/v1/sources/laadpalen")
     assert created.json()["status"]["state"] == "healthy"
@@ -67,19 +68,19 @@ def test_register_serve_replace_and_remove_without_restart(hub: str) -> None:
     items = httpx.get(f"{hub}/ogc/v1/collections/laadpalen/items", params={"limit": 100}).json()
     assert items["numberMatched"] == 24
 
-    stored = httpx.get(f"{hub}/api/v1/sources/laadpalen").json()
+    stored = steward().get(f"{hub}/api/v1/sources/laadpalen").json()
     assert stored == registration() | {"description": ""}
-    assert [s["id"] for s in httpx.get(f"{hub}/api/v1/sources").json()] == ["laadpalen"]
+    assert [s["id"] for s in steward().get(f"{hub}/api/v1/sources").json()] == ["laadpalen"]
 
-    replaced = httpx.put(f"{hub}/api/v1/sources/laadpalen", json=registration(title="Laadpunten"))
+    replaced = steward().put(f"{hub}/api/v1/sources/laadpalen", json=registration(title="Laadpunten"))
     assert replaced.status_code == 200, replaced.text
     collection = httpx.get(f"{hub}/ogc/v1/collections/laadpalen").json()
     assert collection["title"] == "Laadpunten"
 
-    assert httpx.delete(f"{hub}/api/v1/sources/laadpalen").status_code == 204
+    assert steward().delete(f"{hub}/api/v1/sources/laadpalen").status_code == 204
     assert "laadpalen" not in collection_ids(hub)
     problem(httpx.get(f"{hub}/ogc/v1/collections/laadpalen/items"), 404)
-    problem(httpx.get(f"{hub}/api/v1/sources/laadpalen"), 404)
+    problem(steward().get(f"{hub}/api/v1/sources/laadpalen"), 404)
 
 
 @pytest.mark.parametrize(
@@ -96,36 +97,36 @@ def test_register_serve_replace_and_remove_without_restart(hub: str) -> None:
     ],
 )
 def test_invalid_registrations_are_refused(hub: str, body: dict[str, Any], fragment: str) -> None:
-    detail = problem(httpx.post(f"{hub}/api/v1/sources", json=body), 422)["detail"]
+    detail = problem(steward().post(f"{hub}/api/v1/sources", json=body), 422)["detail"]
     assert fragment in detail
-    assert httpx.get(f"{hub}/api/v1/sources").json() == []
+    assert steward().get(f"{hub}/api/v1/sources").json() == []
 
 
 def test_a_source_failing_its_probe_is_refused_unless_forced(hub: str, tmp_path: Path) -> None:
     missing = registration("kapot", path=str(tmp_path / "missing.geojson"))
-    detail = problem(httpx.post(f"{hub}/api/v1/sources", json=missing), 422)["detail"]
+    detail = problem(steward().post(f"{hub}/api/v1/sources", json=missing), 422)["detail"]
     assert "kapot" in detail and "probe" in detail
-    assert httpx.get(f"{hub}/api/v1/sources").json() == []
+    assert steward().get(f"{hub}/api/v1/sources").json() == []
 
-    forced = httpx.post(f"{hub}/api/v1/sources", params={"force": "true"}, json=missing)
+    forced = steward().post(f"{hub}/api/v1/sources", params={"force": "true"}, json=missing)
     assert forced.status_code == 201, forced.text
     assert forced.json()["status"]["state"] == "unhealthy"
-    health = httpx.get(f"{hub}/api/v1/health").json()
+    health = steward().get(f"{hub}/api/v1/health").json()
     assert health["status"] == "degraded"
     assert {s["id"]: s["state"] for s in health["sources"]} == {"kapot": "unhealthy"}
 
 
 def test_missing_upstream_collection_is_named(hub: str) -> None:
     body = registration(collections=["laadpalen", "fietsenstallingen"])
-    detail = problem(httpx.post(f"{hub}/api/v1/sources", json=body), 422)["detail"]
+    detail = problem(steward().post(f"{hub}/api/v1/sources", json=body), 422)["detail"]
     assert "fietsenstallingen" in detail and "laadpalen" in detail
 
 
 def test_duplicate_registration_conflicts(hub: str) -> None:
-    assert httpx.post(f"{hub}/api/v1/sources", json=registration()).status_code == 201
-    problem(httpx.post(f"{hub}/api/v1/sources", json=registration()), 409)
+    assert steward().post(f"{hub}/api/v1/sources", json=registration()).status_code == 201
+    problem(steward().post(f"{hub}/api/v1/sources", json=registration()), 409)
     problem(
-        httpx.post(
+        steward().post(
             f"{hub}/api/v1/sources",
             json=registration("ander", collections=[{"upstream": "laadpalen", "id": "laadpalen"}]),
         ),
@@ -191,7 +192,7 @@ def test_seeded_sources_are_served_and_probed_in_the_background(tmp_path: Path) 
         _wait_for(
             lambda: {"laadpalen", "bag-verblijfsobjecten", "bag-ligplaatsen"} <= collection_ids(base_url)
         )
-        health = httpx.get(f"{base_url}/api/v1/health").json()
+        health = steward().get(f"{base_url}/api/v1/health").json()
         assert {s["id"]: s["state"] for s in health["sources"]} == {"laadpalen": "healthy", "bag": "healthy"}
         assert all(s["latency_ms"] is not None for s in health["sources"])
 

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from tests.fixtures.hub import hub_settings, serve_hub, wait_until_served
 from tests.fixtures.loopback import refusing_port, serve
+from tests.fixtures.oidc import steward
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "demo-data" / "laadpalen.geojson"
 TIMEOUT = 1.0
@@ -146,7 +147,7 @@ def test_other_collections_keep_working_while_a_source_hangs(hub: str) -> None:
 def test_health_shows_each_source_state_and_latency(hub: str) -> None:
     for collection in ("traag", "rommel", "kapot", "weg"):
         httpx.get(f"{hub}/ogc/v1/collections/{collection}/items", timeout=30)
-    health = httpx.get(f"{hub}/api/v1/health").json()
+    health = steward().get(f"{hub}/api/v1/health").json()
     states = {s["id"]: s for s in health["sources"]}
     assert health["status"] == "degraded"
     assert states["laadpalen"]["state"] == "healthy"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from hub.api.deps import Context
+from hub.auth.caller import Caller
+from hub.auth.dependencies import authenticate
+from hub.auth.policy import may_read
 from hub.context import HubContext
 from hub.registry import HealthState, LiveSource
 
@@ -51,9 +55,16 @@ def source_status(context: HubContext, live: LiveSource) -> SourceStatus:
 
 
 @router.get("/health", summary="Health of the hub and its sources")
-async def health(context: Context) -> HealthReport:
-    """Each source's state and last latency."""
-    statuses = [source_status(context, live) for live in context.registry.sources()]
+async def health(context: Context, caller: Annotated[Caller, Depends(authenticate)]) -> HealthReport:
+    """Each source's state and last latency: stewards see every source and its last error,
+    other callers the sources they may read, without error details (they can name internal hosts)."""
+    auth = context.settings.auth
+    steward = auth is not None and auth.steward_role in caller.roles
+    statuses = [
+        source_status(context, live)
+        for live in context.registry.sources()
+        if steward or may_read(caller, live.registration)
+    ]
     statuses += [
         SourceStatus(
             id=registration.id,
@@ -66,6 +77,9 @@ async def health(context: Context) -> HealthReport:
             collections=[],
         )
         for registration, error in context.registry.unservable()
+        if steward
     ]
+    if not steward:
+        statuses = [status.model_copy(update={"error": None}) for status in statuses]
     degraded = any(s.state is HealthState.UNHEALTHY for s in statuses)
     return HealthReport(status="degraded" if degraded else "ok", sources=statuses)

@@ -162,7 +162,11 @@ class SourceRegistration(BaseModel):
 
     def public_dict(self) -> dict[str, Any]:
         """The registration as stewards see it in the API and in YAML."""
-        return self.model_dump(mode="json", exclude_none=True)
+        public = self.model_dump(mode="json", exclude_none=True)
+        for key in ("access", "protected_fields"):  # empty policies are left out, as in YAML
+            if not any(public.get(key, {}).values()):
+                public.pop(key, None)
+        return public
 
 
 def is_registration_key(key: str) -> bool:

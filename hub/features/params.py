@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime
 
 from pygeofilter import ast
 
-from connectors.base import CRS84, BBox, Interval, SortKey
+from connectors.base import CRS84, RD_NAP, BBox, Interval, SortKey
 from hub.errors import BadRequest
 from hub.features.cql import check_attributes, parse_filter
 from hub.features.crs import normalise_crs_uri, parse_bbox
 
-COMMON_PARAMETERS = frozenset({"f", "lang"})
+COMMON_PARAMETERS = frozenset({"f", "lang", "purpose"})
 ITEMS_PARAMETERS = COMMON_PARAMETERS | {
     "bbox",
     "bbox-crs",
@@ -46,6 +46,9 @@ class ItemsRequest:
     properties: tuple[str, ...] | None = None
     skip_geometry: bool = False
     crs: str = CRS84
+    models: bool = False
+    """Keep each feature's 3D model (the ``cityjson`` member) for CityJSON output; ``crs`` is
+    then the CRS of the footprints only, the models being in EPSG:7415."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,8 @@ class CollectionTerms:
     temporal: bool
     default_limit: int
     max_limit: int
+    three_d: bool = False
+    """Whether the features carry 3D models, served as CityJSON in EPSG:7415."""
 
 
 def refuse_unknown(params: Mapping[str, str], allowed: frozenset[str]) -> None:
@@ -74,6 +79,28 @@ def _crs_param(params: Mapping[str, str], name: str, offered: tuple[str, ...]) -
     if uri not in offered:
         raise BadRequest(f"{name} {raw!r} is not offered here; use one of: {', '.join(offered)}")
     return uri
+
+
+def _output_crs(params: Mapping[str, str], terms: CollectionTerms, model_output: bool) -> str:
+    """The ``crs`` of a response: any offered CRS for footprints, EPSG:7415 alone for 3D models.
+
+    A CityJSON document in a 2D CRS would not be meaningful (its heights are NAP heights over
+    RD), so 3D output refuses every other CRS; its footprints are then kept in CRS84.
+    """
+    raw = params.get("crs")
+    if model_output:
+        if raw is not None and normalise_crs_uri(raw) != RD_NAP:
+            raise BadRequest(
+                f"crs {raw!r} cannot be used for CityJSON: 3D models are served in {RD_NAP} "
+                "(RD New + NAP height) only; leave crs out, or ask for GeoJSON footprints in a 2D CRS"
+            )
+        return CRS84
+    if terms.three_d and raw is not None and normalise_crs_uri(raw) == RD_NAP:
+        raise BadRequest(
+            f"crs {raw!r} is 3D: this collection's 3D models are served in it as f=cityjson or "
+            f"f=cityjsonseq; GeoJSON footprints are served in: {', '.join(terms.offered_crs)}"
+        )
+    return _crs_param(params, "crs", terms.offered_crs)
 
 
 def _int_param(params: Mapping[str, str], name: str, default: int, minimum: int) -> int:
@@ -140,8 +167,13 @@ def _boolean(params: Mapping[str, str], name: str) -> bool:
     raise BadRequest(f"{name} must be true or false")
 
 
-def parse_items_request(params: Mapping[str, str], terms: CollectionTerms) -> ItemsRequest:
-    """Validate every parameter of an items request; refuse what cannot be honoured."""
+def parse_items_request(
+    params: Mapping[str, str], terms: CollectionTerms, *, model_output: bool = False
+) -> ItemsRequest:
+    """Validate every parameter of an items request; refuse what cannot be honoured.
+
+    ``model_output``: the response is CityJSON, written from the features' 3D models.
+    """
     property_equals = {k: v for k, v in params.items() if k in terms.fields}
     refuse_unknown({k: v for k, v in params.items() if k not in property_equals}, ITEMS_PARAMETERS)
     limit = min(_int_param(params, "limit", terms.default_limit, 1), terms.max_limit)
@@ -184,11 +216,12 @@ def parse_items_request(params: Mapping[str, str], terms: CollectionTerms) -> It
         sortby=_sortby(params["sortby"], terms.fields) if "sortby" in params else (),
         properties=properties,
         skip_geometry=_boolean(params, "skipGeometry"),
-        crs=_crs_param(params, "crs", terms.offered_crs),
+        crs=_output_crs(params, terms, model_output),
+        models=model_output,
     )
 
 
-def parse_item_crs(params: Mapping[str, str], terms: CollectionTerms) -> str:
-    """Validate a single-item request's parameters and return its output CRS."""
+def parse_item_crs(params: Mapping[str, str], terms: CollectionTerms, *, model_output: bool = False) -> str:
+    """Validate a single-item request's parameters and return the CRS of its footprint."""
     refuse_unknown(params, ITEM_PARAMETERS)
-    return _crs_param(params, "crs", terms.offered_crs)
+    return _output_crs(params, terms, model_output)

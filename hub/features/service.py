@@ -47,10 +47,16 @@ class FeatureService:
     async def items(self, binding: CollectionBinding, request: ItemsRequest) -> ItemsResult:
         """One page of features answering ``request``."""
         timeout = binding.source.connector.settings.timeout
-        return await self._call(binding, self._items(binding, request), timeout)
+        result = await self._call(binding, self._items(binding, request), timeout)
+        if binding.hidden:
+            for feature in result.features:
+                _remove_properties(feature, binding.hidden)
+        return result
 
-    async def item(self, binding: CollectionBinding, feature_id: str, crs: str) -> Feature:
-        """One feature by id, in ``crs``."""
+    async def item(
+        self, binding: CollectionBinding, feature_id: str, crs: str, *, models: bool = False
+    ) -> Feature:
+        """One feature by id, in ``crs``; with ``models``, with its 3D model for CityJSON."""
         connector = binding.source.connector
         wanted = crs if crs in binding.info.capabilities.crs else binding.info.storage_crs
         feature = await self._call(
@@ -60,8 +66,11 @@ class FeatureService:
         )
         if feature is None:
             raise NotFound(f"collection {binding.id!r} has no feature {feature_id!r}")
-        feature = _without_cityjson(feature)
+        if not models:
+            feature = _without_cityjson(feature)
         transform_features([feature], wanted, crs)
+        if binding.hidden:
+            _remove_properties(feature, binding.hidden)
         return feature
 
     async def _call(self, binding: CollectionBinding, work: Awaitable[T], seconds: float) -> T:
@@ -92,12 +101,12 @@ class FeatureService:
         push_filter = (
             request.filter is not None
             and caps.filter
-            and not binding.filter_untrusted
+            and not binding.trust.filter_untrusted
             and connector.supports_filter(binding.upstream_id, request.filter)
         )
         push_sort = not request.sortby or caps.sort
         # a datetime the source applies can only be checked (and done here) with a time field
-        push_datetime = request.datetime is None or (caps.datetime and not binding.datetime_untrusted)
+        push_datetime = request.datetime is None or (caps.datetime and not binding.trust.datetime_untrusted)
         if request.datetime is not None and not push_datetime and not time_field:
             raise BadRequest("datetime cannot be applied: the source has no temporal property")
         source_crs = request.crs if request.crs in caps.crs else binding.info.storage_crs
@@ -119,7 +128,7 @@ class FeatureService:
             )
             if self._source_kept_its_word(binding, request, page):
                 return self._finish(page.features, page.crs, request, page.number_matched, page.has_more)
-            push_datetime = not binding.datetime_untrusted
+            push_datetime = not binding.trust.datetime_untrusted
         return await self._scan(binding, request, source_crs, push_datetime)
 
     def _source_kept_its_word(
@@ -131,14 +140,14 @@ class FeatureService:
             matches = compile_predicate(literals, binding.field_types)
             if not all(matches(feature) for feature in page.features):
                 self._distrust(binding, "filter")
-                binding.filter_untrusted = True
+                binding.trust.filter_untrusted = True
                 return False
         time_field = binding.info.time_field
         if request.datetime is not None and time_field:
             in_interval = interval_predicate(time_field, request.datetime)
             if not all(in_interval(feature) for feature in page.features):
                 self._distrust(binding, "datetime")
-                binding.datetime_untrusted = True
+                binding.trust.datetime_untrusted = True
                 return False
         return True
 
@@ -230,7 +239,8 @@ class FeatureService:
         has_more: bool | None,
     ) -> ItemsResult:
         """Transform to the requested CRS and project properties and geometry."""
-        features = [_without_cityjson(feature) for feature in features]
+        if not request.models:
+            features = [_without_cityjson(feature) for feature in features]
         transform_features(features, crs, request.crs)
         if request.properties is not None or request.skip_geometry:
             keep = set(request.properties) if request.properties is not None else None
@@ -249,6 +259,13 @@ def _without_cityjson(feature: Feature) -> Feature:
     if CITYJSON not in feature:
         return feature
     return {key: value for key, value in feature.items() if key != CITYJSON}
+
+
+def _remove_properties(feature: Feature, hidden: frozenset[str]) -> None:
+    """Drop properties the caller may not see (the feature is the hub's own copy)."""
+    properties = feature.get("properties")
+    if properties and not hidden.isdisjoint(properties):
+        feature["properties"] = {k: v for k, v in properties.items() if k not in hidden}
 
 
 def _outside_extent(binding: CollectionBinding, bbox: BBox) -> bool:

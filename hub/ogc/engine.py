@@ -10,16 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pygeoapi.api import API
 from pygeoapi.openapi import get_oas
 
 from connectors.base import CRS84
+from hub.auth.policy import Access, hidden_properties, may_read
+from hub.design_rules import contact
 from hub.features.crs import OFFERED_CRS
 from hub.features.params import CollectionTerms
 from hub.features.service import FeatureService
+from hub.ogc.cityjson import collection_links
 from hub.ogc.openapi import self_contained
 from hub.ogc.provider import HubFeatureProvider, Runtime
 from hub.registry import CollectionBinding, SourceRegistry
@@ -41,9 +45,14 @@ class EngineState:
     openapi: dict[str, Any]
     bindings: dict[str, CollectionBinding]
     terms: dict[str, CollectionTerms]
+    generation: int = 0
 
 
-def _resource(binding: CollectionBinding, runtime: Runtime) -> dict[str, Any]:
+ViewKey = tuple[int, tuple[tuple[str, tuple[str, ...]], ...]]
+_VIEW_CACHE_SIZE = 32
+
+
+def _resource(binding: CollectionBinding, runtime: Runtime, collection_url: str) -> dict[str, Any]:
     info = binding.info
     registration = binding.source.registration
     extent = info.extent_crs84 or registration.extent or (-180.0, -90.0, 180.0, 90.0)
@@ -65,9 +74,12 @@ def _resource(binding: CollectionBinding, runtime: Runtime) -> dict[str, Any]:
                 "crs": list(OFFERED_CRS),
                 "hub_binding": binding,
                 "hub_runtime": runtime,
+                "hub_models": info.cityjson,
             }
         ],
     }
+    if info.cityjson:
+        resource["links"] += collection_links(collection_url, binding.title)
     if registration.licence:
         resource["links"].append(
             {
@@ -114,9 +126,12 @@ def pygeoapi_config(
             },
             "license": {"name": "EUPL-1.2", "url": "https://opensource.org/license/eupl-1-2"},
             "provider": {"name": server.title, "url": server.base_url},
-            "contact": {"name": server.title, "url": server.base_url, "role": "pointOfContact"},
+            "contact": {**contact(settings), "role": "pointOfContact"},
         },
-        "resources": {cid: _resource(binding, runtime) for cid, binding in bindings.items()},
+        "resources": {
+            cid: _resource(binding, runtime, f"{server.base_url}{OGC_PREFIX}/collections/{cid}")
+            for cid, binding in bindings.items()
+        },
     }
 
 
@@ -131,6 +146,8 @@ class OgcEngine:
         self._build_lock = asyncio.Lock()
         self._requested = 0  # generations asked for
         self._built = 0  # the newest generation served
+        self._views: OrderedDict[ViewKey, EngineState] = OrderedDict()
+        self._view_builds: dict[ViewKey, asyncio.Future[EngineState]] = {}
 
     @property
     def service(self) -> FeatureService:
@@ -168,8 +185,50 @@ class OgcEngine:
                 return
             # no await between reading the counter and the snapshot: the build covers both
             target, bindings = self._requested, self._registry.collections()
-            self._state = await asyncio.to_thread(self._build, bindings, self._runtime())
+            built = await asyncio.to_thread(self._build, bindings, self._runtime())
+            self._state = replace(built, generation=target)
             self._built = target
+            self._views.clear()
+
+    async def view(self, access: Access) -> EngineState:
+        """The generation as ``access`` may see it: only collections the caller may read,
+        without the properties it may not see (in items, queryables, schema and OpenAPI alike).
+
+        Views are built like generations (off the loop) and cached per distinct visibility.
+        """
+        base = self.state
+        visible = {
+            cid: hidden_properties(access, binding.source.registration)
+            for cid, binding in base.bindings.items()
+            if may_read(access.caller, binding.source.registration)
+        }
+        if len(visible) == len(base.bindings) and not any(visible.values()):
+            return base
+        key: ViewKey = (base.generation, tuple(sorted((cid, tuple(sorted(h))) for cid, h in visible.items())))
+        cached = self._views.get(key)
+        if cached is not None:
+            self._views.move_to_end(key)
+            return cached
+        pending = self._view_builds.get(key)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._view_builds[key] = pending
+            try:
+                bindings = {cid: base.bindings[cid].masked(hidden) for cid, hidden in visible.items()}
+                state = await asyncio.to_thread(self._build, bindings, self._runtime())
+                state = replace(state, generation=base.generation)
+                if base.generation == self.state.generation:
+                    self._views[key] = state
+                    while len(self._views) > _VIEW_CACHE_SIZE:
+                        self._views.popitem(last=False)
+                pending.set_result(state)
+            except BaseException as exc:
+                pending.set_exception(exc)
+                pending.exception()  # retrieved: the waiters (if any) re-raise it themselves
+                raise
+            finally:
+                del self._view_builds[key]
+        return await asyncio.shield(pending)
 
     def _runtime(self) -> Runtime:
         return Runtime(self._service, asyncio.get_running_loop())
@@ -181,9 +240,16 @@ class OgcEngine:
             cid: CollectionTerms(
                 fields=binding.field_names,
                 offered_crs=OFFERED_CRS,
-                temporal=bool(binding.info.time_field or binding.info.capabilities.datetime),
+                temporal=bool(
+                    binding.info.time_field
+                    or (
+                        binding.info.capabilities.datetime
+                        and not binding.source.registration.protected_fields
+                    )
+                ),
                 default_limit=server.default_limit,
                 max_limit=server.max_limit,
+                three_d=binding.info.cityjson,
             )
             for cid, binding in bindings.items()
         }

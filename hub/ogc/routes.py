@@ -21,6 +21,8 @@ from pygeoapi.util import render_j2_template
 from starlette.concurrency import run_in_threadpool
 
 from connectors.base import CALLER_CREDENTIALS
+from hub.auth.dependencies import CurrentAccess
+from hub.auth.policy import Access, refuse_unreadable
 from hub.errors import PROBLEM_JSON, HubError, NotFound, error_for_status
 from hub.features.params import (
     COMMON_PARAMETERS,
@@ -29,6 +31,8 @@ from hub.features.params import (
     parse_items_request,
     refuse_unknown,
 )
+from hub.ogc import cityjson as cityjson_output
+from hub.ogc.cityjson import model_format
 from hub.ogc.engine import EngineState, OgcEngine
 from hub.ogc.geojson import geojson_response, item_document, items_document, wants_geojson
 from hub.ogc.openapi import OPENAPI_MEDIA_TYPE
@@ -37,7 +41,7 @@ from hub.ogc.provider import ITEM_CRS, ITEMS_REQUEST
 # Parameters the hub evaluates itself; pygeoapi must not parse them (its CQL2 text parser
 # rejects CQL2 JSON on GET, and it transforms a bbox by its two corners), but the links it
 # builds must still carry them.
-_HUB_ONLY = frozenset({"bbox", "bbox-crs", "datetime", "filter", "filter-crs", "filter-lang"})
+_HUB_ONLY = frozenset({"bbox", "bbox-crs", "datetime", "filter", "filter-crs", "filter-lang", "purpose"})
 
 
 CONFORMANCE = sorted(
@@ -134,9 +138,13 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _terms(state: EngineState, collection_id: str) -> CollectionTerms:
+def _terms(engine: OgcEngine, state: EngineState, access: Access, collection_id: str) -> CollectionTerms:
+    """The collection's terms in the caller's view; 401/403 when it exists but is not theirs."""
     terms = state.terms.get(collection_id)
     if terms is None:
+        hidden = engine.state.bindings.get(collection_id)
+        if hidden is not None:
+            refuse_unreadable(access.caller, hidden.source.registration)
         raise NotFound(f"no collection {collection_id!r}")
     return terms
 
@@ -149,28 +157,30 @@ def build_router() -> APIRouter:
     # OWSLib build every URL as base + "/". Everywhere else a trailing slash is a 404.
     @router.get("/", include_in_schema=False)
     @router.get("", summary="Landing page")
-    async def landing_page(request: Request, engine: Engine) -> Response:
-        state = engine.state
+    async def landing_page(request: Request, engine: Engine, access: CurrentAccess) -> Response:
+        state = await engine.view(access)
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
         return await _run(pygeoapi_api.landing_page, state.api, _pygeoapi_request(request, state))
 
     @router.get("/conformance", summary="Conformance classes")
-    async def conformance(request: Request, engine: Engine) -> Response:
-        state = engine.state
+    async def conformance(request: Request, engine: Engine, access: CurrentAccess) -> Response:
+        state = await engine.view(access)
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
         return await _run(_conformance, state.api, _pygeoapi_request(request, state))
 
     @router.get("/collections", summary="Feature collections")
-    async def collections(request: Request, engine: Engine) -> Response:
-        state = engine.state
+    async def collections(request: Request, engine: Engine, access: CurrentAccess) -> Response:
+        state = await engine.view(access)
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
         return await _run(pygeoapi_api.describe_collections, state.api, _pygeoapi_request(request, state))
 
     @router.get("/collections/{collection_id}", summary="One feature collection")
-    async def collection(collection_id: str, request: Request, engine: Engine) -> Response:
-        state = engine.state
+    async def collection(
+        collection_id: str, request: Request, engine: Engine, access: CurrentAccess
+    ) -> Response:
+        state = await engine.view(access)
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
-        _terms(state, collection_id)
+        _terms(engine, state, access, collection_id)
         return await _run(
             pygeoapi_api.describe_collections,
             state.api,
@@ -179,10 +189,12 @@ def build_router() -> APIRouter:
         )
 
     @router.get("/collections/{collection_id}/queryables", summary="Queryable properties")
-    async def queryables(collection_id: str, request: Request, engine: Engine) -> Response:
-        state = engine.state
+    async def queryables(
+        collection_id: str, request: Request, engine: Engine, access: CurrentAccess
+    ) -> Response:
+        state = await engine.view(access)
         refuse_unknown(request.query_params, COMMON_PARAMETERS | {"profile"})
-        _terms(state, collection_id)
+        _terms(engine, state, access, collection_id)
         return await _run(
             pygeoapi_items.get_collection_queryables,
             state.api,
@@ -191,10 +203,10 @@ def build_router() -> APIRouter:
         )
 
     @router.get("/collections/{collection_id}/schema", summary="Schema of the features")
-    async def schema(collection_id: str, request: Request, engine: Engine) -> Response:
-        state = engine.state
+    async def schema(collection_id: str, request: Request, engine: Engine, access: CurrentAccess) -> Response:
+        state = await engine.view(access)
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
-        _terms(state, collection_id)
+        _terms(engine, state, access, collection_id)
         return await _run(
             pygeoapi_api.get_collection_schema,
             state.api,
@@ -203,10 +215,24 @@ def build_router() -> APIRouter:
         )
 
     @router.get("/collections/{collection_id}/items", summary="Features")
-    async def items(collection_id: str, request: Request, engine: Engine) -> Response:
-        state = engine.state
-        items_request = parse_items_request(request.query_params, _terms(state, collection_id))
+    async def items(collection_id: str, request: Request, engine: Engine, access: CurrentAccess) -> Response:
+        state = await engine.view(access)
+        terms = _terms(engine, state, access, collection_id)
+        model = model_format(request, three_d=terms.three_d)
+        items_request = parse_items_request(request.query_params, terms, model_output=model is not None)
         CALLER_CREDENTIALS.set(_bearer_token(request))
+        if model is not None:
+            binding = state.bindings[collection_id]
+            return await cityjson_output.items_response(
+                await engine.service.items(binding, items_request),
+                model,
+                collection_url=f"{engine.base_url}/collections/{collection_id}",
+                title=binding.title,
+                params=request.query_params,
+                limit=items_request.limit,
+                offset=items_request.offset,
+                skip_geometry=items_request.skip_geometry,
+            )
         if engine.native_geojson and wants_geojson(request):
             binding = state.bindings[collection_id]
             result = await engine.service.items(binding, items_request)
@@ -228,10 +254,22 @@ def build_router() -> APIRouter:
         )
 
     @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
-    async def item(collection_id: str, feature_id: str, request: Request, engine: Engine) -> Response:
-        state = engine.state
-        crs = parse_item_crs(request.query_params, _terms(state, collection_id))
+    async def item(
+        collection_id: str, feature_id: str, request: Request, engine: Engine, access: CurrentAccess
+    ) -> Response:
+        state = await engine.view(access)
+        terms = _terms(engine, state, access, collection_id)
+        model = model_format(request, three_d=terms.three_d)
+        crs = parse_item_crs(request.query_params, terms, model_output=model is not None)
         CALLER_CREDENTIALS.set(_bearer_token(request))
+        if model is not None:
+            binding = state.bindings[collection_id]
+            return await cityjson_output.item_response(
+                await engine.service.item(binding, feature_id, crs, models=True),
+                model,
+                collection_url=f"{engine.base_url}/collections/{collection_id}",
+                title=binding.title,
+            )
         if engine.native_geojson and wants_geojson(request):
             binding = state.bindings[collection_id]
             feature = await engine.service.item(binding, feature_id, crs)
@@ -252,14 +290,14 @@ def build_router() -> APIRouter:
         )
 
     @router.get("/openapi.json", summary="OpenAPI document of this API", include_in_schema=False)
-    async def openapi_document(request: Request, engine: Engine) -> Response:
-        state = engine.state
+    async def openapi_document(request: Request, engine: Engine, access: CurrentAccess) -> Response:
+        state = await engine.view(access)
         refuse_unknown(request.query_params, frozenset())
         return Response(json.dumps(state.openapi), media_type=OPENAPI_MEDIA_TYPE)
 
     @router.get("/openapi", summary="OpenAPI document or its HTML view", include_in_schema=False)
-    async def openapi_view(request: Request, engine: Engine) -> Response:
-        state = engine.state
+    async def openapi_view(request: Request, engine: Engine, access: CurrentAccess) -> Response:
+        state = await engine.view(access)
         # pygeoapi's landing page links here as service-desc (?f=json) and service-doc (?f=html)
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
         wants_html = request.query_params.get("f") == "html" or (
