@@ -20,6 +20,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from pygeofilter import ast
 
+from connectors._network import NetworkPolicy
+
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CRS84H = "http://www.opengis.net/def/crs/OGC/0/CRS84h"
 RD_NEW = "http://www.opengis.net/def/crs/EPSG/0/28992"
@@ -225,3 +227,14 @@ class Connector(abc.ABC):
     def supports_filter(self, collection: str, expression: ast.Node) -> bool:
         """Whether this CQL2 expression can be pushed down to the source as it is."""
         return False
+
+    async def check_network(self, policy: NetworkPolicy) -> None:
+        """Refuse settings that point at an address ``policy`` does not allow (AddressNotAllowed).
+
+        Called when a registration is validated, before anything is fetched. The default checks
+        a ``url`` setting; a connector that connects elsewhere overrides it. Every connection
+        is checked again when it is made, so this is the early, clear refusal, not the guard.
+        """
+        url = getattr(self.settings, "url", None)
+        if isinstance(url, str):
+            await policy.check_url(url)

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from connectors._network import network_policy
 from connectors.base import CollectionInfo, Connector
 from connectors.errors import ConnectorError
 from connectors.registry import connector_class
@@ -198,6 +199,20 @@ class SourceRegistry:
             ) from exc
         return cls(settings, source_id=registration.id, http=self._http)
 
+    async def _check_network(self, registration: SourceRegistration, connector: Connector) -> None:
+        """Refuse a registration whose source sits at an address the hub may not reach.
+
+        Not even ``force`` registers it: that is for a source that is down, not for one that is
+        out of bounds. The policy is the one the hub's HTTP client enforces.
+        """
+        policy = network_policy(self._http)
+        if policy is None:
+            return
+        try:
+            await connector.check_network(policy)
+        except ConnectorError as exc:
+            raise InvalidRegistration(f"source {registration.id!r}: {exc.message}") from exc
+
     async def activate(
         self, registration: SourceRegistration, *, probe: bool = True, force: bool = False
     ) -> LiveSource:
@@ -213,6 +228,7 @@ class SourceRegistry:
         ``force`` is set, in which case it is served and shown as unhealthy.
         """
         connector = self.build_connector(registration)
+        await self._check_network(registration, connector)
         live = LiveSource(registration, connector)
         infos: list[CollectionInfo] = []
         if probe:
