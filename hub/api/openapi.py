@@ -1,0 +1,104 @@
+"""The management API's OpenAPI document, ``/api/v1/openapi.json``, and its HTML view.
+
+FastAPI writes the document from the routes; here it is made to say what the hub does and what
+the NL API Design Rules ask: paths relative to the versioned server URL, ``API-Version`` on every
+response, and RFC 9457 problems for errors. FastAPI documents a ``422`` validation error with its
+own body on every operation that has parameters, but the hub answers those with a ``400`` problem
+(``hub.app``), so the document says ``400``; the ``422`` of an invalid registration stays.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
+
+from hub import API_VERSION
+from hub.api.deps import Context
+from hub.design_rules import (
+    PROBLEM_JSON,
+    PROBLEM_SCHEMA,
+    contact,
+    declare_version_header,
+    servers,
+    upper_camel_schema_names,
+)
+from hub.features.params import refuse_unknown
+from hub.settings import Settings
+
+MANAGEMENT_PREFIX = "/api/v1"
+_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+router = APIRouter(tags=["OpenAPI"])
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    """An error response whose body is RFC 9457 problem details."""
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": dict(_PROBLEM_REF)}}}
+
+
+def _is_fastapi_validation_error(response: dict[str, Any]) -> bool:
+    schemas = [media.get("schema", {}) for media in response.get("content", {}).values()]
+    return any(schema.get("$ref", "").endswith("/HTTPValidationError") for schema in schemas)
+
+
+def management_document(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """The management API's document, built from the application's ``/api/v1`` routes."""
+    routes = [
+        route
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.path.startswith(f"{MANAGEMENT_PREFIX}/")
+    ]
+    document = get_openapi(
+        title=f"{settings.server.title}: management",
+        version=API_VERSION,
+        description="Source registrations, health and the DCAT-AP-NL catalogue of the urban twin data hub",
+        routes=routes,
+        servers=servers(settings, MANAGEMENT_PREFIX),
+        contact=contact(settings),
+    )
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for name in _VALIDATION_SCHEMAS:
+        schemas.pop(name, None)
+    schemas["Problem"] = copy.deepcopy(PROBLEM_SCHEMA)
+
+    paths: dict[str, Any] = {}
+    for path, operations in document.get("paths", {}).items():
+        for operation in operations.values():
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            if _is_fastapi_validation_error(responses.get("422", {})):
+                del responses["422"]
+            # every operation refuses what it cannot honour (an unknown query parameter, a bad value)
+            responses.setdefault("400", problem_response("A parameter or the body is invalid"))
+        paths[path.removeprefix(MANAGEMENT_PREFIX)] = operations
+    document["paths"] = paths
+    declare_version_header(document)
+    return upper_camel_schema_names(document)
+
+
+@router.get("/openapi.json", summary="This OpenAPI document", response_class=JSONResponse)
+async def openapi_document(request: Request, context: Context) -> Response:
+    """The management API's OpenAPI document; no authentication needed."""
+    refuse_unknown(request.query_params, frozenset())
+    app: FastAPI = request.app
+    # built once per application: the routes do not change while it runs
+    if app.openapi_schema is None:
+        app.openapi_schema = management_document(app, context.settings)
+    return JSONResponse(app.openapi_schema)
+
+
+@router.get("/docs", summary="This OpenAPI document as HTML", response_class=HTMLResponse)
+async def openapi_view(request: Request, context: Context) -> HTMLResponse:
+    """An interactive view of the document (Swagger UI)."""
+    refuse_unknown(request.query_params, frozenset())
+    server = context.settings.server
+    return get_swagger_ui_html(
+        openapi_url=f"{server.base_url}{MANAGEMENT_PREFIX}/openapi.json", title=f"{server.title}: management"
+    )
