@@ -110,6 +110,9 @@ class AuthSettings(BaseModel):
     )
     leeway_seconds: int = Field(30, ge=0, le=300, description="Clock skew tolerated on `exp` and `nbf`")
     jwks_cache_seconds: float = Field(300.0, ge=0, description="How long fetched signing keys are reused")
+    jwks_refresh_floor_seconds: float = Field(
+        10.0, ge=0, description="Least time between two fetches for a token naming an unknown key"
+    )
     steward_role: str = Field("steward", description="Role that may use the management API")
 
     @field_validator("algorithms")

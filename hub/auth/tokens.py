@@ -1,8 +1,9 @@
 """Validating OIDC bearer tokens against the issuer's published signing keys.
 
 Keys come from the issuer's discovery document and JWKS, are cached, and are fetched again when a
-token names a key the cache does not hold (key rotation), at most once per ``_REFRESH_FLOOR``
-seconds so that tokens with made-up key ids cannot make the hub hammer the issuer.
+token names a key the cache does not hold (key rotation), at most once per
+``jwks_refresh_floor_seconds`` so that tokens with made-up key ids cannot make the hub hammer the
+issuer.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from hub.settings import AuthSettings
 
 LOG = logging.getLogger(__name__)
 
-_REFRESH_FLOOR = 10.0
 _ASYMMETRIC_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
 
 
@@ -94,7 +94,9 @@ class TokenValidator:
         if keys is None or stale or unknown_kid:
             async with self._lock:
                 since = time.monotonic() - self._fetched_at
-                if self._keys is None or (since > _REFRESH_FLOOR and (stale or unknown_kid)):
+                if self._keys is None or (
+                    since >= self._settings.jwks_refresh_floor_seconds and (stale or unknown_kid)
+                ):
                     self._keys = await self._fetch_keys()
                     self._fetched_at = time.monotonic()
             keys = self._keys
