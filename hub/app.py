@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from connectors._network import GuardedClient, NetworkPolicy
 from hub import API_VERSION, __version__
 from hub.api import catalog, health, openapi, sources
 from hub.auth.dependencies import require_steward
@@ -116,16 +117,24 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await run_in_threadpool(CatalogueStore.open, settings.database_url)
-        async with httpx.AsyncClient(
-            follow_redirects=False,
-            headers={"User-Agent": f"urban-twin-hub/{__version__}"},
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        ) as http:
+        user_agent = {"User-Agent": f"urban-twin-hub/{__version__}"}
+        async with (
+            # sources are reached only at public addresses or in the allowed networks
+            GuardedClient(
+                NetworkPolicy.allowing(settings.allowed_networks),
+                follow_redirects=False,
+                headers=user_agent,
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            ) as http,
+            # the identity provider is the operator's own configuration, not a steward's
+            # registration: it may sit on the private network without that being opened to sources
+            httpx.AsyncClient(follow_redirects=False, headers=user_agent) as operator_http,
+        ):
             base_dir = settings.config_file.parent if settings.config_file else None
             registry = SourceRegistry(http, base_dir=base_dir)
             service = FeatureService(max_scan_features=settings.server.max_scan_features)
             engine = OgcEngine(settings, registry, service)
-            tokens = TokenValidator(settings.auth, http) if settings.auth else None
+            tokens = TokenValidator(settings.auth, operator_http) if settings.auth else None
             context = HubContext(settings, http, store, registry, service, engine, tokens)
             app.state.hub = context
             await _seed_catalogue(context)
