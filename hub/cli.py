@@ -13,6 +13,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from connectors._network import GuardedClient, NetworkPolicy
 from hub.catalogue.registration import SourceRegistration
 from hub.catalogue.store import CatalogueStore
 from hub.errors import HubError
@@ -78,8 +79,14 @@ def _load_registrations(file: Path) -> list[SourceRegistration]:
         raise _fail(f"{file}: {exc}") from exc
 
 
+def _client(settings: Settings) -> httpx.AsyncClient:
+    """An HTTP client that reaches sources where the running hub may: public addresses and
+    the configuration's ``allowed_networks``."""
+    return GuardedClient(NetworkPolicy.allowing(settings.allowed_networks), follow_redirects=False)
+
+
 async def _with_registry(settings: Settings, work: Any) -> Any:
-    async with httpx.AsyncClient(follow_redirects=False) as http:
+    async with _client(settings) as http:
         base_dir = settings.config_file.parent if settings.config_file else Path.cwd()
         registry = SourceRegistry(http, base_dir=base_dir)
         try:
