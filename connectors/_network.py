@@ -102,17 +102,25 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
+LOCAL_SOCKET = "a local socket"
+
+
 class AddressNotAllowed(UpstreamUnavailable):
     """A source's host is, or resolves to, an address the hub may not connect to (502)."""
 
     def __init__(self, host: str, address: IPAddress, reason: str, *, source_id: str | None = None):
-        where = f"the address {address}" if _literal(host) == address else f"{host} resolves to {address}"
         # the IPv4 range also allows the IPv4-mapped form, and is what a reader recognises
         shown = address.ipv4_mapped if isinstance(address, IPv6Address) and address.ipv4_mapped else address
-        suffix = 32 if shown.version == 4 else 128
+        allow = f"add it (e.g. {shown}/{32 if shown.version == 4 else 128}) to allowed_networks"
+        if reason == LOCAL_SOCKET:
+            what = f"{host} reaches this machine, as a loopback address does,"
+            allow = "add loopback (e.g. 127.0.0.1/32) to allowed_networks"
+        elif _literal(host) == address:
+            what = f"the address {address}, {reason},"
+        else:
+            what = f"{host} resolves to {address}, {reason},"
         super().__init__(
-            f"{where}, {reason}, which sources may not reach; to allow it, add it "
-            f"(e.g. {shown}/{suffix}) to allowed_networks in the hub's configuration",
+            f"{what} which sources may not reach; to allow it, {allow} in the hub's configuration",
             source_id=source_id,
         )
         self.host = host
@@ -211,7 +219,7 @@ class NetworkPolicy:
         for loopback in (IPv4Address("127.0.0.1"), IPv6Address("::1")):
             if self.refusal(loopback) is None:
                 return
-        raise AddressNotAllowed(path or "the local socket", IPv4Address("127.0.0.1"), "a local socket")
+        raise AddressNotAllowed(path, IPv4Address("127.0.0.1"), LOCAL_SOCKET)
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
