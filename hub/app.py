@@ -29,6 +29,8 @@ from hub.errors import PROBLEM_JSON, BadRequest, HubError, InvalidRegistration, 
 from hub.features.service import FeatureService
 from hub.ogc.engine import OGC_PREFIX, OgcEngine
 from hub.ogc.routes import build_router
+from hub.records import routes as records
+from hub.records.records import RECORDS_PREFIX
 from hub.registry import SourceRegistry
 from hub.settings import Settings
 
@@ -216,6 +218,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router, prefix="/api/v1")
     app.include_router(catalog.router, prefix="/api/v1")
     app.include_router(openapi.router, prefix="/api/v1")
+    app.include_router(records.router, prefix=RECORDS_PREFIX, include_in_schema=False)
     return app
 
 

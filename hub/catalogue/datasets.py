@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from hub.catalogue.registration import Classification, SourceRegistration
+from hub.catalogue.registration import Classification, ContactPoint, SourceRegistration
 from hub.ogc.engine import OGC_PREFIX
 from hub.registry import CollectionBinding
 from hub.settings import Settings
@@ -85,6 +85,27 @@ class DatasetEntry:
 def is_open(registration: SourceRegistration) -> bool:
     """Whether the catalogue may show the source's details and access routes."""
     return registration.classification is Classification.OPEN
+
+
+def publisher_name(settings: Settings) -> str:
+    """The organisation that runs the hub and publishes the catalogue."""
+    return settings.catalogue.publisher or settings.server.title
+
+
+def hub_contact(settings: Settings) -> ContactPoint:
+    """The hub's contact point, which also answers for sources that name none."""
+    catalogue = settings.catalogue
+    return ContactPoint(
+        name=catalogue.contact_name or publisher_name(settings),
+        email=catalogue.contact_email,
+        # a contact point that can be reached somehow: the hub itself when nothing is set
+        url=catalogue.contact_url or (None if catalogue.contact_email else settings.server.base_url),
+    )
+
+
+def owner_name(registration: SourceRegistration, settings: Settings) -> str:
+    """The organisation that owns a source's data: its registered owner, else the publisher."""
+    return registration.owner or publisher_name(settings)
 
 
 def strictest(*classifications: Classification) -> Classification:

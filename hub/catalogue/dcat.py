@@ -27,7 +27,7 @@ from urllib.parse import unquote
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, GEO, RDF, RDFS, SKOS, XSD
 
-from hub.catalogue.datasets import DatasetEntry, dataset_entries
+from hub.catalogue.datasets import DatasetEntry, dataset_entries, hub_contact, publisher_name
 from hub.catalogue.registration import Classification, ContactPoint, SourceRegistration
 from hub.ogc.engine import OGC_PREFIX
 from hub.registry import CollectionBinding
@@ -136,6 +136,29 @@ def _wkt_box(extent: tuple[float, float, float, float]) -> Literal:
     return Literal(f"POLYGON(({ring}))", datatype=GEO.wktLiteral)
 
 
+def theme_iri(catalog_url: str, value: str) -> str:
+    """A theme's IRI: the value when it is an IRI, else a concept minted under the catalogue."""
+    return str(as_iri(value) or f"{catalog_url}#theme-{_slug(value)}")
+
+
+def licence_iri(catalog_url: str, value: str) -> str:
+    """A licence's IRI: the value when it is an IRI, else a document minted under the catalogue."""
+    return str(as_iri(value) or f"{catalog_url}#licence-{_slug(value)}")
+
+
+def theme_label(value: str, language: str) -> str:
+    """A theme's label: a label as it is, an EU data theme's in ``language`` (Dutch or
+    English), else the tail of the IRI."""
+    iri = as_iri(value)
+    if iri is None:
+        return value
+    code = str(iri).removeprefix(str(EU_DATA_THEME))
+    if code in EU_THEME_LABELS:
+        english, dutch = EU_THEME_LABELS[code]
+        return dutch if language == "nl" else english
+    return _label_from_iri(value)
+
+
 class _CatalogBuilder:
     """Adds the catalogue's resources to one graph; referenced resources are typed once each."""
 
@@ -148,18 +171,9 @@ class _CatalogBuilder:
         for prefix, namespace in PREFIXES.items():
             self.graph.bind(prefix, namespace)
         self._typed: set[URIRef] = set()
-        catalogue = settings.catalogue
-        self.publisher_name = catalogue.publisher or settings.server.title
-        self.publisher = self._agent(self.publisher_name, catalogue.publisher_uri)
-        self.contact = self._contact(
-            f"{self.catalog}#contact",
-            ContactPoint(
-                name=catalogue.contact_name or self.publisher_name,
-                email=catalogue.contact_email,
-                # a contact point that can be reached somehow: the hub itself when nothing is set
-                url=catalogue.contact_url or (None if catalogue.contact_email else self.base_url),
-            ),
-        )
+        self.publisher_name = publisher_name(settings)
+        self.publisher = self._agent(self.publisher_name, settings.catalogue.publisher_uri)
+        self.contact = self._contact(f"{self.catalog}#contact", hub_contact(settings))
 
     def text(self, value: str) -> Literal:
         """A literal in the language of the hub's texts."""
@@ -208,7 +222,7 @@ class _CatalogBuilder:
     def theme(self, value: str) -> URIRef:
         """A theme as a labelled ``skos:Concept``: an IRI as it is, a label as a minted concept."""
         iri = as_iri(value)
-        node = iri or URIRef(f"{self.catalog}#theme-{_slug(value)}")
+        node = URIRef(theme_iri(str(self.catalog), value))
         if self._once(node):
             self.graph.add((node, RDF.type, SKOS.Concept))
             code = str(node).removeprefix(str(EU_DATA_THEME))
@@ -230,7 +244,7 @@ class _CatalogBuilder:
         """A licence as a ``dct:LicenseDocument``; the hub's default when none is named."""
         value = value or self.settings.catalogue.licence
         iri = as_iri(value)
-        node = iri or URIRef(f"{self.catalog}#licence-{_slug(value)}")
+        node = URIRef(licence_iri(str(self.catalog), value))
         if self._once(node):
             self.graph.add((node, RDF.type, DCTERMS.LicenseDocument))
             if iri is None:
