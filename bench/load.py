@@ -21,7 +21,7 @@ import resource
 import shutil
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,10 @@ CLIENT_HEADERS = {
     "Accept": ACCEPT,
 }
 REQUEST_TIMEOUT = 60.0
+
+OriginHeaders = Mapping[str, Mapping[str, str]]
+"""Extra request headers per origin (``host:port``): what one target needs and the other must
+not get, such as the Authorization header of a hub that requires a token."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,9 @@ class Measurement:
     """CPU time the target's server process used during the throughput rounds."""
     client_cpu_seconds: float = 0.0
     """CPU time the load generator used during the target's throughput rounds."""
+    round_rps: list[float] = field(default_factory=list)
+    """Requests per second of each throughput round, in order: rounds of the two sides with the
+    same index ran back to back, so their ratios can be paired."""
 
     def record(self, status: int, detail: str = "") -> None:
         """Count one answer's status (keeping the first few non-200 answers)."""
@@ -184,6 +191,13 @@ class LoadGenerator(abc.ABC):
 
     name: str
 
+    def __init__(self, origin_headers: OriginHeaders | None = None):
+        self._origin_headers = {origin: dict(headers) for origin, headers in (origin_headers or {}).items()}
+
+    def headers_for(self, url: str) -> dict[str, str]:
+        """The extra headers every request to ``url`` carries (none for most targets)."""
+        return self._origin_headers.get(urlsplit(url).netloc, {})
+
     @abc.abstractmethod
     async def sequential(self, url: str, count: int, into: Measurement) -> None:
         """``count`` requests one after the other; add each latency and status to ``into``."""
@@ -201,14 +215,15 @@ class HttpxGenerator(LoadGenerator):
 
     name = "httpx"
 
-    def __init__(self, concurrency: int):
+    def __init__(self, concurrency: int, origin_headers: OriginHeaders | None = None):
+        super().__init__(origin_headers)
         self._concurrency = concurrency
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     def _client(self, url: str) -> httpx.AsyncClient:
         origin = urlsplit(url).netloc
         if origin not in self._clients:
-            self._clients[origin] = new_client(self._concurrency)
+            self._clients[origin] = new_client(self._concurrency, self.headers_for(url))
         return self._clients[origin]
 
     async def _get(self, client: httpx.AsyncClient, url: str, into: Measurement) -> float | None:
@@ -257,7 +272,8 @@ class HeyGenerator(LoadGenerator):
 
     name = "hey"
 
-    def __init__(self, executable: str):
+    def __init__(self, executable: str, origin_headers: OriginHeaders | None = None):
+        super().__init__(origin_headers)
         self._hey = executable
 
     async def _run(
@@ -267,8 +283,13 @@ class HeyGenerator(LoadGenerator):
         command = [
             self._hey, "-n", str(count), "-c", str(concurrency), "-t", str(int(REQUEST_TIMEOUT)),
             "-disable-compression", "-disable-redirects", "-H", "Accept-Encoding: identity",
-            "-A", ACCEPT, "-o", "csv", url,
+            "-A", ACCEPT, "-o", "csv",
         ]  # fmt: skip
+        # A bearer token on hey's command line is visible to local users for the round's
+        # duration: acceptable for the benchmark's own short-lived tokens from a loopback issuer.
+        for name, value in self.headers_for(url).items():
+            command += ["-H", f"{name}: {value}"]
+        command.append(url)
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
@@ -303,20 +324,22 @@ class HeyGenerator(LoadGenerator):
         return max(offset + seconds for offset, seconds in timings) - min(o for o, _ in timings)
 
 
-def load_generator(kind: str, concurrency: int) -> LoadGenerator:
-    """``hey`` or ``httpx``; ``auto`` takes hey when it is on PATH."""
+def load_generator(kind: str, concurrency: int, origin_headers: OriginHeaders | None = None) -> LoadGenerator:
+    """``hey`` or ``httpx``; ``auto`` takes hey when it is on PATH. ``origin_headers`` are sent
+    with every request to their origin, warm-up requests included (see :func:`compare`)."""
     hey = shutil.which("hey")
     if kind == "hey" and hey is None:
         raise FileNotFoundError("hey is not installed (apt-get install hey)")
     if kind in {"auto", "hey"} and hey is not None:
-        return HeyGenerator(hey)
-    return HttpxGenerator(concurrency)
+        return HeyGenerator(hey, origin_headers)
+    return HttpxGenerator(concurrency, origin_headers)
 
 
-def new_client(concurrency: int) -> httpx.AsyncClient:
-    """A keep-alive client for one server, with as many connections as concurrent clients."""
+def new_client(concurrency: int, headers: Mapping[str, str] | None = None) -> httpx.AsyncClient:
+    """A keep-alive client for one server, with as many connections as concurrent clients;
+    ``headers`` are sent on top of the benchmark's own."""
     return httpx.AsyncClient(
-        headers=CLIENT_HEADERS,
+        headers={**CLIENT_HEADERS, **(headers or {})},
         timeout=httpx.Timeout(REQUEST_TIMEOUT),
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         follow_redirects=False,
@@ -324,14 +347,20 @@ def new_client(concurrency: int) -> httpx.AsyncClient:
     )
 
 
-async def warm_up(client: httpx.AsyncClient, url: str, count: int, into: Measurement) -> float:
-    """Send ``count`` requests unmeasured; note the page's feature count and size; return the
-    last one's latency in ms, the first estimate of this side's speed."""
+async def warm_up(
+    client: httpx.AsyncClient,
+    url: str,
+    count: int,
+    into: Measurement,
+    headers: Mapping[str, str] | None = None,
+) -> float:
+    """Send ``count`` requests unmeasured (with ``headers`` added); note the page's feature
+    count and size; return the last one's latency in ms, the first estimate of this side's speed."""
     elapsed = 1000.0
     for _ in range(count):
         started = time.perf_counter()
         try:
-            response = await client.get(url)
+            response = await client.get(url, headers=headers)
         except httpx.HTTPError as exc:
             into.fail(f"{type(exc).__name__}: {exc}")
             continue
@@ -360,7 +389,12 @@ async def compare(
 ) -> tuple[Measurement, Measurement]:
     """Measure one query on a baseline and a candidate, interleaved; (baseline, candidate)."""
     results = (Measurement(), Measurement())
-    latency_ms = [await warm_up(warm_client, urls[side], profile.warmup, results[side]) for side in (0, 1)]
+    latency_ms = [
+        await warm_up(
+            warm_client, urls[side], profile.warmup, results[side], generator.headers_for(urls[side])
+        )
+        for side in (0, 1)
+    ]
 
     async def rounds(
         total: int, minimum: int, seconds: float, run_one: Callable[[int, float], Awaitable[None]]
@@ -391,8 +425,10 @@ async def compare(
         count = _round_size(budget * rates[side], c, profile.throughput_per_round, c)
         server_cpu = process_cpu_seconds(pids[side])
         client_cpu = client_cpu_seconds()
-        into.throughput_seconds += await generator.concurrent(urls[side], count, c, into)
+        seconds = await generator.concurrent(urls[side], count, c, into)
+        into.throughput_seconds += seconds
         into.throughput_requests += count
+        into.round_rps.append(count / seconds if seconds else float("nan"))  # nan: no answers
         into.client_cpu_seconds += client_cpu_seconds() - client_cpu
         server_cpu_after = process_cpu_seconds(pids[side])
         if server_cpu is None or server_cpu_after is None or into.server_cpu_seconds is None:

@@ -166,9 +166,9 @@ def goal_lines(verdicts: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_json(report: dict[str, Any], directory: Path, stamp: str) -> Path:
-    """Write the report as ``<directory>/bench-<stamp>.json`` and return its path."""
+def write_json(report: dict[str, Any], directory: Path, stamp: str, kind: str = "bench") -> Path:
+    """Write the report as ``<directory>/<kind>-<stamp>.json`` and return its path."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"bench-{stamp}.json"
+    path = directory / f"{kind}-{stamp}.json"
     path.write_text(json.dumps(report, indent=2), encoding="utf-8")
     return path

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -88,7 +88,13 @@ def free_port() -> int:
     return upstream_fixture._free_port()
 
 
-def _wait_until(server: ServerProcess, url: str, ready: Any, timeout: float = STARTUP_SECONDS) -> None:
+def _wait_until(
+    server: ServerProcess,
+    url: str,
+    ready: Any,
+    timeout: float = STARTUP_SECONDS,
+    headers: Mapping[str, str] | None = None,
+) -> None:
     """Poll ``url`` until ``ready(response)`` holds; raise ComponentError with the log otherwise."""
     deadline = time.monotonic() + timeout
     last = "no answer"
@@ -99,7 +105,7 @@ def _wait_until(server: ServerProcess, url: str, ready: Any, timeout: float = ST
                 f"exited with code {server.process.returncode} during start-up\n{server.log_tail()}",
             )
         try:
-            response = httpx.get(url, timeout=5.0)
+            response = httpx.get(url, timeout=5.0, headers=headers)
             if ready(response):
                 return
             last = f"HTTP {response.status_code}: {response.text[:300]}"
@@ -313,13 +319,27 @@ def start_pygeoapi(workdir: Path, table: PostgisTable | None) -> ServerProcess:
 # --- the hub -------------------------------------------------------------------------------
 
 
-def start_hub(workdir: Path, sources: list[dict[str, Any]], collections: list[str]) -> ServerProcess:
-    """Start the hub with ``sources`` and wait until every one of ``collections`` is healthy."""
+def start_hub(
+    workdir: Path,
+    sources: list[dict[str, Any]],
+    collections: list[str],
+    *,
+    name: str = "hub",
+    settings: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> ServerProcess:
+    """Start the hub with ``sources`` and wait until every one of ``collections`` is healthy.
+
+    ``name`` names its configuration, database and log in ``workdir`` (several hubs can share
+    one), ``settings`` are added to its configuration (``auth``, ``audit``, ...), and
+    ``headers`` go with the health checks (a token, when the collections are not open: the
+    health endpoint lists only the sources its caller may read).
+    """
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    config_path = workdir / "hub.yml"
+    config_path = workdir / f"{name}.yml"
     config = {
-        "database_url": f"sqlite:///{workdir / 'hub.db'}",
+        "database_url": f"sqlite:///{workdir / f'{name}.db'}",
         "server": {"base_url": base_url, "title": "Benchmark hub"},
         "sources": sources,
         # one probe at start-up harvests the schemas; none during the measurements
@@ -327,6 +347,7 @@ def start_hub(workdir: Path, sources: list[dict[str, Any]], collections: list[st
         "catalogue_poll_interval": 3600,
         # the benchmark's upstreams listen on loopback, which the hub refuses by default
         "allowed_networks": ["127.0.0.0/8", "::1/128"],
+        **(settings or {}),
     }
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     command = [sys.executable, "-m", "bench.hub_server", "--config", str(config_path), "--port", str(port)]
@@ -334,7 +355,7 @@ def start_hub(workdir: Path, sources: list[dict[str, Any]], collections: list[st
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
-    server = _spawn("hub", command, workdir, base_url, env)
+    server = _spawn(name, command, workdir, base_url, env)
 
     wanted_sources = {str(source["id"]) for source in sources}
 
@@ -347,16 +368,14 @@ def start_hub(workdir: Path, sources: list[dict[str, Any]], collections: list[st
         refused = wanted_sources - {s["id"] for s in sources_now}
         if refused:
             server.stop()
-            raise ComponentError(
-                "hub", f"refused source(s) {', '.join(sorted(refused))}\n{server.log_tail()}"
-            )
+            raise ComponentError(name, f"refused source(s) {', '.join(sorted(refused))}\n{server.log_tail()}")
         served = {c for s in sources_now if s["state"] == "healthy" for c in s["collections"]}
         failed = [s for s in sources_now if s["state"] == "unhealthy"]
         if failed:
             server.stop()
             problems = "; ".join(f"{s['id']}: {s['error']}" for s in failed)
-            raise ComponentError("hub", f"source(s) failed their probe: {problems}\n{server.log_tail()}")
+            raise ComponentError(name, f"source(s) failed their probe: {problems}\n{server.log_tail()}")
         return set(collections) <= served
 
-    _wait_until(server, f"{base_url}/api/v1/health", healthy, timeout=60)
+    _wait_until(server, f"{base_url}/api/v1/health", healthy, timeout=60, headers=headers)
     return server

@@ -1,0 +1,575 @@
+"""What access control costs: ``python -m bench.access [--quick]``; see bench/README.md.
+
+Two hub processes serve the same file through the ``file`` connector, one after the other under
+the same requests (interleaved rounds, :func:`bench.load.compare`):
+
+- the baseline serves it as an ``open`` collection, without ``auth`` and with the audit trail
+  off, and is asked anonymously;
+- the candidate validates bearer tokens against an issuer (discovery document and JWKS over
+  HTTP), serves the file as an ``internal`` collection readable with one role and with one
+  protected property, keeps the audit trail (Logboek Dataverwerkingen) in a database of its
+  own, and is asked with a bearer token on every request.
+
+Before measuring, the run checks that the candidate really enforces its policy (anonymous
+callers get 401, the protected property shows only under the processing activity); afterwards,
+that its audit database holds a record of every request it was sent. Either failing makes the
+run fail: a measurement of a hub that skipped the work would say nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pyogrio.raw
+import sqlalchemy as sa
+
+from bench import servers
+from bench.load import (
+    CLIENT_HEADERS,
+    PROFILES,
+    LoadGenerator,
+    Measurement,
+    Profile,
+    compare,
+    load_generator,
+    new_client,
+)
+from bench.report import write_json
+from bench.run import EXIT_COMPONENT, EXIT_NOT_200, EXIT_OK, RESULTS_DIR, _machine
+from hub.audit.models import KIND_REQUEST, records
+from hub.catalogue.database import create_engine
+from hub.ogc.engine import OGC_PREFIX
+from tests.fixtures.oidc import LoopbackIssuer
+from tests.fixtures.postgis import PostgisServer
+
+LOSS_GOAL = 0.10
+"""Authentication and audit cost at most 10% of the open collection's throughput."""
+
+COLLECTION = "afvalbakken"
+READER_ROLE = "medewerker"
+"""The role the candidate's collection asks for."""
+MANAGER_ROLE = "beheerder"
+"""The role that may see the protected property, under the processing activity."""
+PROTECTED_FIELD = "OPMERKING"
+"""A free-text remark: where personal details end up in practice."""
+ACTIVITY = {
+    "id": "beheer-openbare-ruimte",
+    "uri": "https://example.org/verwerkingsregister/beheer-openbare-ruimte",
+    "name": "Beheer openbare ruimte",
+    "roles": [MANAGER_ROLE],
+    "retention_category": "12.1.8",
+}
+
+# The goal is a difference of 10%, not a factor of ten as in the main benchmark: the profiles
+# run more and longer throughput rounds, so that the per-round ratios have a steady median.
+ACCESS_PROFILES = {
+    "full": Profile("full", 3, 6, 20, 8.0, 8, 2000, 32.0, 8),
+    "quick": Profile("quick", 1, 2, 5, 1.0, 2, 400, 3.0, 4),
+    "smoke": PROFILES["smoke"],
+}
+
+
+@dataclass(frozen=True)
+class AccessQuery:
+    """One request, relative to the collection's URL, sent to both hubs."""
+
+    name: str
+    path: str
+    purpose: bool = False
+    """The candidate's request names the processing activity (and so sees the protected
+    property, as the baseline's open collection shows it to everyone)."""
+
+
+def queries(item_id: str) -> tuple[AccessQuery, ...]:
+    """Pages of 100 and 10 features and one feature by id; the 100-feature page again under the
+    processing activity, whose answer has the same content on both sides."""
+    return (
+        AccessQuery("limit=100", "/items?f=json&limit=100"),
+        AccessQuery("limit=10", "/items?f=json&limit=10"),
+        AccessQuery("item", f"/items/{item_id}?f=json"),
+        AccessQuery("limit=100 purpose", "/items?f=json&limit=100", purpose=True),
+    )
+
+
+@dataclass
+class AccessRow:
+    """One query measured on both hubs."""
+
+    query: AccessQuery
+    baseline_url: str
+    candidate_url: str
+    baseline: Measurement
+    candidate: Measurement
+
+    @property
+    def round_ratios(self) -> list[float]:
+        """Candidate over baseline requests/s per pair of throughput rounds (run back to back)."""
+        pairs = zip(self.baseline.round_rps, self.candidate.round_rps, strict=False)
+        return [c / b for b, c in pairs if b > 0 and not math.isnan(c) and not math.isnan(b)]
+
+    @property
+    def throughput_ratio(self) -> float:
+        """The median of the paired round ratios: a burst of load from elsewhere on the machine
+        spoils one pair, not the figure."""
+        ratios = self.round_ratios
+        return statistics.median(ratios) if ratios else float("nan")
+
+    @property
+    def loss(self) -> float:
+        """The share of the baseline's throughput lost: 1 - candidate/baseline."""
+        return 1 - self.throughput_ratio
+
+    @property
+    def all_ok(self) -> bool:
+        """Whether every request on both sides was answered 200."""
+        return self.baseline.all_ok and self.candidate.all_ok
+
+    def as_json(self) -> dict[str, Any]:
+        """Both sides' figures, the medians and the loss."""
+        sides = {}
+        for side, url, measurement in (
+            ("baseline", self.baseline_url, self.baseline),
+            ("candidate", self.candidate_url, self.candidate),
+        ):
+            sides[side] = {
+                "url": url,
+                "median_round_rps": _round(_median(measurement.round_rps)),
+                "round_rps": [_round(v) for v in measurement.round_rps],
+                **measurement.summary(),
+            }
+        return {
+            "query": self.query.name,
+            "purpose": self.query.purpose,
+            **sides,
+            "ratio": {
+                "throughput_median_of_rounds": _round(self.throughput_ratio, 3),
+                "throughput_overall": _round(
+                    self.candidate.throughput_rps / self.baseline.throughput_rps
+                    if self.baseline.throughput_rps
+                    else float("nan"),
+                    3,
+                ),
+                "latency_p50": _round(self.candidate.p50_ms / self.baseline.p50_ms, 3),
+            },
+            "loss": _round(self.loss, 3),
+            "goal_met": self.loss <= LOSS_GOAL,
+            "all_200": self.all_ok,
+        }
+
+
+def _median(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return statistics.median(finite) if finite else float("nan")
+
+
+def _round(value: float, digits: int = 1) -> float | None:
+    return None if math.isnan(value) else round(value, digits)
+
+
+# --- the two hubs --------------------------------------------------------------------------
+
+
+def _registration(*, protected: bool) -> dict[str, Any]:
+    """The same file on both hubs; the candidate's is internal, with a protected property."""
+    registration: dict[str, Any] = {
+        "id": COLLECTION,
+        "title": "Afvalbakken Amsterdam 2013",
+        "connector": "file",
+        "owner": "benchmark",
+        "path": str(servers.AFVALBAKKEN),
+        "classification": "open",
+    }
+    if protected:
+        registration |= {
+            "classification": "internal",
+            "access": {"roles": [READER_ROLE]},
+            "protected_fields": {
+                PROTECTED_FIELD: {"classification": "confidential", "roles": [MANAGER_ROLE]}
+            },
+        }
+    return registration
+
+
+def audit_database_url(workdir: Path, postgres: PostgisServer | None) -> str:
+    """The candidate's own audit database: a SQLite file next to it, or a PostgreSQL database."""
+    if postgres is None:
+        return f"sqlite:///{workdir / 'protected-audit.db'}"
+    postgres.create_database("audit")
+    with postgres.connect() as conn:
+        # The test cluster trades durability for speed; an audit log may not, so the commits
+        # the log waits for are flushed to disk as in production.
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(f"ALTER SYSTEM SET {setting} = on")
+        conn.execute("SELECT pg_reload_conf()")
+    return str(postgres.url("audit"))
+
+
+@dataclass
+class Hubs:
+    """The two running hubs and what the run needs to know about them."""
+
+    baseline: servers.ServerProcess
+    candidate: servers.ServerProcess
+    token: str
+    audit_database: str
+    item_id: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def collection_url(self, hub: servers.ServerProcess) -> str:
+        """The collection's URL on ``hub``."""
+        return f"{hub.base_url}{OGC_PREFIX}/collections/{COLLECTION}"
+
+    @property
+    def authorization(self) -> dict[str, str]:
+        """The candidate's request header."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def _middle_item() -> str:
+    """The id the file connector gives the feature in the middle of the file (its position)."""
+    _, fids, _, _ = pyogrio.raw.read(servers.AFVALBAKKEN, return_fids=True, read_geometry=False)
+    return str(fids[len(fids) // 2])
+
+
+@contextlib.contextmanager
+def serve_hubs(audit_database: str = "sqlite", progress: Callable[[str], None] = print) -> Iterator[Hubs]:
+    """Start the issuer and both hubs; stop them (and remove their files) afterwards."""
+    if not servers.AFVALBAKKEN.is_file():
+        raise servers.ComponentError("data", f"{servers.AFVALBAKKEN} is absent")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-access-"))
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        postgres = None
+        if audit_database == "postgresql":
+            progress("starting PostgreSQL for the audit log ...")
+            postgres = stack.enter_context(servers.postgis_cluster())
+        audit_url = audit_database_url(workdir, postgres)
+        issuer = LoopbackIssuer().start()
+        stack.callback(issuer.stop)
+        # One caller for the whole run, as a viewer would hold one token per session.
+        token = issuer.mint(sub="benchmark-user", azp="benchmark", roles=[READER_ROLE, MANAGER_ROLE])
+        candidate_settings = {
+            "auth": issuer.auth_settings(),
+            "processing_activities": [ACTIVITY],
+            "audit": {"enabled": True, "database_url": audit_url},
+        }
+        progress("starting the open hub (no auth, no audit) ...")
+        baseline = servers.start_hub(
+            workdir,
+            [_registration(protected=False)],
+            [COLLECTION],
+            name="open",
+            settings={"audit": {"enabled": False}},
+        )
+        stack.callback(baseline.stop)
+        progress(f"starting the protected hub (auth, audit in {audit_database}) ...")
+        candidate = servers.start_hub(
+            workdir,
+            [_registration(protected=True)],
+            [COLLECTION],
+            name="protected",
+            settings=candidate_settings,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        stack.callback(candidate.stop)
+        yield Hubs(
+            baseline,
+            candidate,
+            token,
+            audit_url,
+            _middle_item(),
+            {"baseline": {"audit": {"enabled": False}}, "candidate": _describe(candidate_settings)},
+        )
+
+
+def _describe(settings: dict[str, Any]) -> dict[str, Any]:
+    """The candidate's settings for the report, without loopback URLs that mean nothing later."""
+    return {
+        "auth": {k: v for k, v in settings["auth"].items() if k != "issuer"},
+        "audit": {"enabled": True, "database": settings["audit"]["database_url"].split(":", 1)[0]},
+        "classification": "internal",
+        "access": {"roles": [READER_ROLE]},
+        "protected_fields": [PROTECTED_FIELD],
+    }
+
+
+# --- honesty checks ------------------------------------------------------------------------
+
+
+def check_enforced(hubs: Hubs) -> None:
+    """The candidate refuses anonymous callers and hides the protected property unless the
+    request names the processing activity; the baseline shows it. ComponentError otherwise."""
+    page = "/items?f=json&limit=10"
+    base, protected = hubs.collection_url(hubs.baseline), hubs.collection_url(hubs.candidate)
+    with httpx.Client(headers=CLIENT_HEADERS, timeout=30, trust_env=False) as client:
+        anonymous = client.get(protected + page)
+        if anonymous.status_code != 401:
+            raise servers.ComponentError(
+                "protected hub", f"answers an anonymous caller with {anonymous.status_code}, not 401"
+            )
+        expectations: tuple[tuple[str, str, dict[str, str], bool], ...] = (
+            ("open hub", base + page, {}, True),
+            ("protected hub", protected + page, hubs.authorization, False),
+            ("protected hub", f"{protected}{page}&purpose={ACTIVITY['id']}", hubs.authorization, True),
+        )
+        for name, url, headers, shown in expectations:
+            response = client.get(url, headers=headers)
+            if response.status_code != 200:
+                raise servers.ComponentError(
+                    name, f"{url} answered {response.status_code}: {response.text[:300]}"
+                )
+            seen = any(PROTECTED_FIELD in f["properties"] for f in response.json()["features"])
+            if seen != shown:
+                state = "shows" if seen else "hides"
+                raise servers.ComponentError(name, f"{state} {PROTECTED_FIELD} on {url}")
+
+
+def logged_feature_requests(database_url: str) -> int | None:
+    """Audit records of requests for features (the only ones the benchmark sends after its
+    checks); None when the database holds no audit table at all."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table(records.name):
+                return None
+            query = (
+                sa.select(sa.func.count())
+                .select_from(records)
+                .where(records.c.kind == KIND_REQUEST, records.c.path.like(f"{OGC_PREFIX}/collections/%"))
+            )
+            return int(connection.execute(query).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def audit_verdict(before: int | None, after: int | None, sent: int) -> dict[str, Any]:
+    """Whether the audit log gained exactly one record per request sent to the candidate."""
+    logged = None if after is None else after - (before or 0)
+    return {"requests_sent": sent, "records_added": logged, "complete": logged == sent}
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def _measure(
+    hubs: Hubs, profile: Profile, generator: LoadGenerator, progress: Callable[[str], None]
+) -> list[AccessRow]:
+    rows = []
+    async with new_client(1) as warm_client:
+        try:
+            for query in queries(hubs.item_id):
+                started = time.monotonic()
+                baseline_url = hubs.collection_url(hubs.baseline) + query.path
+                candidate_url = hubs.collection_url(hubs.candidate) + query.path
+                if query.purpose:
+                    candidate_url += f"&purpose={ACTIVITY['id']}"
+                baseline, candidate = await compare(
+                    (baseline_url, candidate_url),
+                    profile,
+                    generator,
+                    warm_client,
+                    (hubs.baseline.process.pid, hubs.candidate.process.pid),
+                )
+                row = AccessRow(query, baseline_url, candidate_url, baseline, candidate)
+                rows.append(row)
+                progress(
+                    f"  {query.name}: p50 {baseline.p50_ms:.1f} / {candidate.p50_ms:.1f} ms, "
+                    f"{_median(baseline.round_rps):.0f} / {_median(candidate.round_rps):.0f} req/s, "
+                    f"loss {row.loss:.1%} ({time.monotonic() - started:.0f} s)"
+                )
+        finally:
+            await generator.aclose()
+    return rows
+
+
+@dataclass
+class AccessResult:
+    """The JSON-ready report and the measured rows it was made from."""
+
+    report: dict[str, Any]
+    rows: list[AccessRow]
+
+    @property
+    def ok(self) -> bool:
+        """Every answer 200 and every request in the audit log."""
+        return all(row.all_ok for row in self.rows) and bool(self.report["audit"]["complete"])
+
+
+def run_access_benchmark(
+    profile: Profile,
+    *,
+    load: str = "auto",
+    audit_database: str = "sqlite",
+    progress: Callable[[str], None] = _progress,
+) -> AccessResult:
+    """Start the issuer and both hubs, measure every query, check the audit log; the report.
+
+    Raises ``servers.ComponentError`` when a server cannot start or the candidate does not
+    enforce its policy.
+    """
+    started_at = datetime.now(UTC)
+    with serve_hubs(audit_database, progress) as hubs:
+        try:
+            generator = load_generator(
+                load, profile.concurrency, {origin(hubs.candidate): hubs.authorization}
+            )
+        except FileNotFoundError as exc:
+            raise servers.ComponentError("load generator", str(exc)) from exc
+        if load == "auto" and generator.name != "hey":
+            progress("note: hey is not installed (apt-get install hey); the load comes from httpx")
+        check_enforced(hubs)
+        logged_before = logged_feature_requests(hubs.audit_database)
+        progress(f"measuring ({profile.name} profile, load from {generator.name}) ...")
+        load_before = os.getloadavg()
+        rows = asyncio.run(_measure(hubs, profile, generator, progress))
+        machine = _machine()
+        machine["load_average_before"] = [round(v, 2) for v in load_before]
+        sent = sum(sum(row.candidate.statuses.values()) + row.candidate.failed for row in rows)
+        audit = audit_verdict(logged_before, logged_feature_requests(hubs.audit_database), sent)
+        audit["database"] = audit_database
+        settings = hubs.settings
+    finished_at = datetime.now(UTC)
+    worst = max(rows, key=lambda r: r.loss if not math.isnan(r.loss) else math.inf)
+    report = {
+        "started": started_at.isoformat(timespec="seconds"),
+        "seconds": round((finished_at - started_at).total_seconds(), 1),
+        "profile": vars(profile),
+        "load_generator": generator.name,
+        "machine": machine,
+        "hubs": settings,
+        "rows": [row.as_json() for row in rows],
+        "goal": {
+            "goal": f"authentication + audit lose at most {LOSS_GOAL:.0%} throughput",
+            "met": all(row.loss <= LOSS_GOAL for row in rows),
+            "worst": {"query": worst.query.name, "loss": _round(worst.loss, 3)},
+        },
+        "audit": audit,
+    }
+    return AccessResult(report, rows)
+
+
+def origin(server: servers.ServerProcess) -> str:
+    """``host:port`` of a server, as the load generators key their extra headers."""
+    return urlsplit(server.base_url).netloc
+
+
+def table(rows: Sequence[AccessRow]) -> str:
+    """The rows as a fixed-width text table: A = open hub, B = protected hub."""
+    header = (
+        f"{'query':<18}{'feat':>5}{'bytes A/B':>14} |{'p50 ms A':>9}{'B':>7} |"
+        f"{'req/s A':>9}{'B':>7} |{'loss':>7} |{'cpu ms/req A':>13}{'B':>6}"
+    )
+    lines = [
+        "",
+        "A = open hub (anonymous, no audit), B = protected hub (bearer token, audit log); "
+        "req/s: median of the rounds, loss: 1 - median of B/A per round pair",
+        header,
+        "-" * len(header),
+    ]
+    for row in rows:
+        a, b = row.baseline, row.candidate
+        features = f"{a.features}" if a.features == b.features else f"{a.features}/{b.features}"
+        flag = "" if row.all_ok else "  NOT ALL 200"
+        lines.append(
+            f"{row.query.name:<18}{features:>5}{f'{a.response_bytes}/{b.response_bytes}':>14} |"
+            f"{a.p50_ms:9.2f}{b.p50_ms:7.2f} |{_median(a.round_rps):9.0f}{_median(b.round_rps):7.0f} |"
+            f"{row.loss:7.1%} |{_cpu(a):>13}{_cpu(b):>6}{flag}"
+        )
+    return "\n".join(lines)
+
+
+def _cpu(measurement: Measurement) -> str:
+    value = measurement.server_cpu_ms_per_request
+    return "-" if value is None else f"{value:.2f}"
+
+
+def summary_lines(report: dict[str, Any]) -> str:
+    """The goal and the audit check."""
+    goal, audit = report["goal"], report["audit"]
+    worst = goal["worst"]
+    return "\n".join(
+        [
+            "",
+            f"Goal: {goal['goal']}: {'met' if goal['met'] else 'MISSED'} "
+            f"(worst: {worst['loss']:.1%} on {worst['query']})"
+            if worst["loss"] is not None
+            else f"Goal: {goal['goal']}: not measured",
+            f"Audit log ({audit['database']}): {audit['records_added']} records for "
+            f"{audit['requests_sent']} requests: {'complete' if audit['complete'] else 'INCOMPLETE'}",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.access",
+        description="Throughput of a protected collection (token + audit log) against an open one.",
+    )
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument("--quick", action="store_true", help="a short run, to see that everything starts")
+    speed.add_argument("--profile", choices=sorted(ACCESS_PROFILES), default="full", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--load",
+        choices=["auto", "hey", "httpx"],
+        default="auto",
+        help="load generator (auto: hey when installed, else httpx)",
+    )
+    parser.add_argument(
+        "--audit-database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="where the protected hub keeps its audit log (postgresql: a throwaway cluster)",
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON goes")
+    args = parser.parse_args(argv)
+    profile = ACCESS_PROFILES["quick" if args.quick else args.profile]
+    command = " ".join([Path(sys.executable).name, "-m", "bench.access", *(argv or sys.argv[1:])])
+    try:
+        result = run_access_benchmark(profile, load=args.load, audit_database=args.audit_database)
+    except servers.ComponentError as exc:
+        print(f"benchmark not run: {exc.component}: {exc.reason}", file=sys.stderr)
+        return EXIT_COMPONENT
+    report = result.report
+    report["command"] = command
+    print(table(result.rows))
+    print(summary_lines(report))
+    stamp = report["started"].replace(":", "").replace("-", "")
+    path = write_json(report, args.results, stamp, kind="access")
+    print(
+        f"\n{len(result.rows)} queries in {report['seconds']:.0f} s ({profile.name} profile, load from "
+        f"{report['load_generator']}); JSON: {path}"
+    )
+    for row in result.rows:
+        if not row.all_ok:
+            errors = row.baseline.errors + row.candidate.errors
+            print(
+                f"NOT ALL 200: {row.query.name}: {row.baseline.statuses} / {row.candidate.statuses} "
+                f"{errors[:2]}",
+                file=sys.stderr,
+            )
+    return EXIT_OK if result.ok else EXIT_NOT_200
+
+
+if __name__ == "__main__":
+    sys.exit(main())
