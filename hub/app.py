@@ -19,7 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors._network import GuardedClient, NetworkPolicy
 from hub import API_VERSION, __version__
+from hub.api import audit as audit_api
 from hub.api import catalog, health, openapi, sources
+from hub.audit.middleware import AuditMiddleware
+from hub.audit.trail import AuditTrail
 from hub.auth.dependencies import require_steward
 from hub.auth.tokens import TokenValidator
 from hub.catalogue.registration import SourceRegistration
@@ -115,6 +118,7 @@ class ApiVersionHeader:
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the hub's ASGI application for ``settings``."""
+    trail = AuditTrail(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -147,6 +151,7 @@ def create_app(settings: Settings) -> FastAPI:
                 asyncio.create_task(_probe_forever(context)),
                 asyncio.create_task(_follow_catalogue(context)),
             ]
+            await trail.start()
             try:
                 yield
             finally:
@@ -154,6 +159,7 @@ def create_app(settings: Settings) -> FastAPI:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await registry.close()
+                await trail.stop()
                 await run_in_threadpool(store.close)
 
     app = FastAPI(
@@ -187,6 +193,10 @@ def create_app(settings: Settings) -> FastAPI:
             max_age=settings.cors.max_age,
         )
 
+    # Outermost, so that refusals made anywhere inside are logged too: keep it the last one added.
+    app.add_middleware(AuditMiddleware, trail=trail)
+    app.state.audit_trail = trail
+
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> JSONResponse:
         return problem_response(exc, request)
@@ -219,6 +229,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(catalog.router, prefix="/api/v1")
     app.include_router(openapi.router, prefix="/api/v1")
     app.include_router(records.router, prefix=RECORDS_PREFIX, include_in_schema=False)
+    app.include_router(audit_api.router, prefix="/api/v1", dependencies=[Depends(require_steward)])
     return app
 
 

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from connectors._network import GuardedClient, NetworkPolicy
+from hub.audit.cli import audit_app
 from hub.catalogue.registration import SourceRegistration
 from hub.catalogue.store import CatalogueStore
 from hub.errors import HubError
@@ -23,6 +24,7 @@ from hub.settings import Settings
 app = typer.Typer(help="The urban twin data hub.", no_args_is_help=True, add_completion=False)
 sources_app = typer.Typer(help="Manage source registrations.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
+app.add_typer(audit_app, name="audit")
 
 ConfigOption = Annotated[
     Path | None,

@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from hub.audit.models import AUDIT_TABLES
 from hub.catalogue.models import DATABASE_ONLY, FOREIGN_TABLES
 from hub.errors import ConfigurationError
 
@@ -102,7 +103,8 @@ def _enable_wal(cursor: Any) -> None:
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Alembic hook: leave out database objects the models deliberately do not describe."""
     if reflected and compare_to is None:
-        if type_ == "table" and name in FOREIGN_TABLES:
+        # the audit tables share the database and the migration chain, not the catalogue's models
+        if type_ == "table" and (name in FOREIGN_TABLES or name in AUDIT_TABLES):
             return False
         table = getattr(obj, "table", None)
         if (type_, name) in DATABASE_ONLY and getattr(table, "name", None) == "sources":

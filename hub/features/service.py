@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from connectors.base import CITYJSON, BBox, Feature, FeaturePage, FeatureQuery, SortKey
 from connectors.errors import ConnectorError, UpstreamTimeout
+from hub import audit
 from hub.errors import BadRequest, HubError, NotFound, from_connector_error
 from hub.features.cql import compile_predicate, transform_literals
 from hub.features.crs import crs84_envelope, transform_features
@@ -47,7 +48,9 @@ class FeatureService:
     async def items(self, binding: CollectionBinding, request: ItemsRequest) -> ItemsResult:
         """One page of features answering ``request``."""
         timeout = binding.source.connector.settings.timeout
+        audit.note_collection(binding.id, binding.source.registration.subject_field)
         result = await self._call(binding, self._items(binding, request), timeout)
+        audit.note_result_count(len(result.features))
         if binding.hidden:
             for feature in result.features:
                 _remove_properties(feature, binding.hidden)
@@ -57,6 +60,7 @@ class FeatureService:
         self, binding: CollectionBinding, feature_id: str, crs: str, *, models: bool = False
     ) -> Feature:
         """One feature by id, in ``crs``; with ``models``, with its 3D model for CityJSON."""
+        audit.note_collection(binding.id, binding.source.registration.subject_field)
         connector = binding.source.connector
         wanted = crs if crs in binding.info.capabilities.crs else binding.info.storage_crs
         feature = await self._call(
@@ -66,6 +70,8 @@ class FeatureService:
         )
         if feature is None:
             raise NotFound(f"collection {binding.id!r} has no feature {feature_id!r}")
+        audit.note_features([feature])
+        audit.note_result_count(1)
         if not models:
             feature = _without_cityjson(feature)
         transform_features([feature], wanted, crs)
@@ -239,6 +245,8 @@ class FeatureService:
         has_more: bool | None,
     ) -> ItemsResult:
         """Transform to the requested CRS and project properties and geometry."""
+        # the audit record names the page's data subjects, also when the projection drops them
+        audit.note_features(features)
         if not request.models:
             features = [_without_cityjson(feature) for feature in features]
         transform_features(features, crs, request.crs)

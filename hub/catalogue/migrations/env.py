@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from hub.audit.models import AuditBase
 from hub.catalogue.database import include_object
 from hub.catalogue.models import Base
 
@@ -17,7 +18,7 @@ def run_online() -> None:
         raise RuntimeError("run catalogue migrations through hub.catalogue.database.upgrade()")
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=[Base.metadata, AuditBase.metadata],
         include_object=include_object,
         compare_type=True,
         # The catalogue's SQLite engine issues its own BEGIN, so its DDL is transactional too.
@@ -34,7 +35,7 @@ def run_offline() -> None:
         raise RuntimeError("offline migrations need the database URL to pick the SQL dialect")
     context.configure(
         url=url,
-        target_metadata=Base.metadata,
+        target_metadata=[Base.metadata, AuditBase.metadata],
         include_object=include_object,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
