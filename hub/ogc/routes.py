@@ -34,6 +34,16 @@ from hub.features.params import (
 from hub.ogc import cityjson as cityjson_output
 from hub.ogc.cityjson import model_format
 from hub.ogc.engine import EngineState, OgcEngine
+from hub.ogc.formats import (
+    ITEM_FORMATS,
+    ITEMS_FORMATS,
+    OPENAPI_FORMATS,
+    QUERYABLES_PROFILES,
+    RESOURCE_FORMATS,
+    SCHEMA_FORMATS,
+    refuse_unoffered,
+    refuse_unoffered_format,
+)
 from hub.ogc.geojson import geojson_response, item_document, items_document, wants_geojson
 from hub.ogc.openapi import OPENAPI_MEDIA_TYPE
 from hub.ogc.provider import ITEM_CRS, ITEMS_REQUEST
@@ -42,6 +52,8 @@ from hub.ogc.provider import ITEM_CRS, ITEMS_REQUEST
 # rejects CQL2 JSON on GET, and it transforms a bbox by its two corners), but the links it
 # builds must still carry them.
 _HUB_ONLY = frozenset({"bbox", "bbox-crs", "datetime", "filter", "filter-crs", "filter-lang", "purpose"})
+# 3D models (CityJSON) are offered on 3D collections only, which ``model_format`` checks
+_MODEL_FORMATS = tuple(fmt.value for fmt in cityjson_output.ModelFormat)
 
 
 CONFORMANCE = sorted(
@@ -160,18 +172,21 @@ def build_router() -> APIRouter:
     async def landing_page(request: Request, engine: Engine, access: CurrentAccess) -> Response:
         state = await engine.view(access)
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
+        refuse_unoffered_format(request.query_params, RESOURCE_FORMATS)
         return await _run(pygeoapi_api.landing_page, state.api, _pygeoapi_request(request, state))
 
     @router.get("/conformance", summary="Conformance classes")
     async def conformance(request: Request, engine: Engine, access: CurrentAccess) -> Response:
         state = await engine.view(access)
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
+        refuse_unoffered_format(request.query_params, RESOURCE_FORMATS)
         return await _run(_conformance, state.api, _pygeoapi_request(request, state))
 
     @router.get("/collections", summary="Feature collections")
     async def collections(request: Request, engine: Engine, access: CurrentAccess) -> Response:
         state = await engine.view(access)
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
+        refuse_unoffered_format(request.query_params, RESOURCE_FORMATS)
         return await _run(pygeoapi_api.describe_collections, state.api, _pygeoapi_request(request, state))
 
     @router.get("/collections/{collection_id}", summary="One feature collection")
@@ -180,6 +195,7 @@ def build_router() -> APIRouter:
     ) -> Response:
         state = await engine.view(access)
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
+        refuse_unoffered_format(request.query_params, RESOURCE_FORMATS)
         _terms(engine, state, access, collection_id)
         return await _run(
             pygeoapi_api.describe_collections,
@@ -194,6 +210,8 @@ def build_router() -> APIRouter:
     ) -> Response:
         state = await engine.view(access)
         refuse_unknown(request.query_params, COMMON_PARAMETERS | {"profile"})
+        refuse_unoffered_format(request.query_params, SCHEMA_FORMATS)
+        refuse_unoffered(request.query_params, "profile", QUERYABLES_PROFILES)
         _terms(engine, state, access, collection_id)
         return await _run(
             pygeoapi_items.get_collection_queryables,
@@ -206,6 +224,7 @@ def build_router() -> APIRouter:
     async def schema(collection_id: str, request: Request, engine: Engine, access: CurrentAccess) -> Response:
         state = await engine.view(access)
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
+        refuse_unoffered_format(request.query_params, SCHEMA_FORMATS)
         _terms(engine, state, access, collection_id)
         return await _run(
             pygeoapi_api.get_collection_schema,
@@ -218,6 +237,7 @@ def build_router() -> APIRouter:
     async def items(collection_id: str, request: Request, engine: Engine, access: CurrentAccess) -> Response:
         state = await engine.view(access)
         terms = _terms(engine, state, access, collection_id)
+        refuse_unoffered_format(request.query_params, (*ITEMS_FORMATS, *_MODEL_FORMATS))
         model = model_format(request, three_d=terms.three_d)
         items_request = parse_items_request(request.query_params, terms, model_output=model is not None)
         CALLER_CREDENTIALS.set(_bearer_token(request))
@@ -259,6 +279,7 @@ def build_router() -> APIRouter:
     ) -> Response:
         state = await engine.view(access)
         terms = _terms(engine, state, access, collection_id)
+        refuse_unoffered_format(request.query_params, (*ITEM_FORMATS, *_MODEL_FORMATS))
         model = model_format(request, three_d=terms.three_d)
         crs = parse_item_crs(request.query_params, terms, model_output=model is not None)
         CALLER_CREDENTIALS.set(_bearer_token(request))
@@ -300,6 +321,7 @@ def build_router() -> APIRouter:
         state = await engine.view(access)
         # pygeoapi's landing page links here as service-desc (?f=json) and service-doc (?f=html)
         refuse_unknown(request.query_params, COMMON_PARAMETERS)
+        refuse_unoffered_format(request.query_params, OPENAPI_FORMATS)
         wants_html = request.query_params.get("f") == "html" or (
             "f" not in request.query_params and "text/html" in request.headers.get("accept", "")
         )
