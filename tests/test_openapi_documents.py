@@ -19,12 +19,13 @@ import yaml
 from hub.ogc.openapi import remote_refs
 from hub.settings import Settings
 from tests.fixtures.hub import free_port, serve_hub
-from tests.fixtures.oidc import steward
+from tests.fixtures.oidc import shared_issuer, steward
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = {
     "/ogc/v1/openapi.json": REPO / "openapi" / "ogc-features-v1.json",
     "/api/v1/openapi.json": REPO / "openapi" / "management-v1.json",
+    "/records/v1/openapi.json": REPO / "openapi" / "records-v1.json",
 }
 PUBLIC_URL = "http://localhost:8000"
 
@@ -44,6 +45,7 @@ def demo_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         probe_on_start=False,
         probe_interval=0,
         server={**demo.get("server", {}), "base_url": f"http://127.0.0.1:{port}"},
+        auth=shared_issuer().auth_settings(),  # the probe below is a steward's call
     )
     config = tmp / "demo.yml"
     config.write_text(yaml.safe_dump(demo), encoding="utf-8")

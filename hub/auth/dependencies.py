@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from hub.audit import current_processing
 from hub.auth.caller import ANONYMOUS, Caller
 from hub.auth.policy import PURPOSE_PARAMETER, Access, resolve_activity
 from hub.errors import Forbidden, Unauthorized
@@ -29,6 +30,12 @@ async def authenticate(request: Request) -> Caller:
             )
         caller = await validator.validate(token.strip())
     request.state.caller = caller
+    processing = current_processing()
+    if processing is not None:  # the audit record names who processed the data
+        processing.caller_subject = caller.subject
+        processing.caller_issuer = caller.issuer
+        processing.caller_client = caller.client
+        processing.caller_roles = tuple(sorted(caller.roles))
     return caller
 
 
@@ -36,6 +43,9 @@ async def get_access(request: Request, caller: Annotated[Caller, Depends(authent
     """The caller and the processing activity the request names in ``purpose``."""
     purpose = request.query_params.get(PURPOSE_PARAMETER)
     activity = resolve_activity(request.app.state.hub.settings, caller, purpose)
+    processing = current_processing()
+    if processing is not None:
+        processing.activity = activity
     return Access(caller, activity)
 
 
