@@ -36,7 +36,7 @@ from hub.records.records import (
     period_member,
     rfc3339,
 )
-from hub.records.search import FORMAT_PARAMETER, check_format, parse_record_query
+from hub.records.search import parse_record_query, refuse_all_but_format
 from hub.registry import CollectionBinding
 from hub.settings import Settings
 
@@ -148,8 +148,7 @@ def _page_url(items_url: str, params: Mapping[str, str], offset: int, limit: int
 @router.get("", summary="Landing page")
 async def landing_page(request: Request, context: Context) -> Response:
     """The landing page of the catalogue API: its description, conformance and record collection."""
-    refuse_unknown(request.query_params, FORMAT_PARAMETER)
-    check_format(request.query_params)
+    refuse_all_but_format(request.query_params)
     settings = context.settings
     base = _records_url(settings)
     return _json(
@@ -181,16 +180,14 @@ async def landing_page(request: Request, context: Context) -> Response:
 @router.get("/conformance", summary="Conformance classes")
 async def conformance(request: Request) -> Response:
     """The conformance classes this API implements."""
-    refuse_unknown(request.query_params, FORMAT_PARAMETER)
-    check_format(request.query_params)
+    refuse_all_but_format(request.query_params)
     return _json({"conformsTo": CONFORMANCE})
 
 
 @router.get("/collections", summary="Record collections")
 async def collections(request: Request, context: Context) -> Response:
     """The one record collection: the catalogue."""
-    refuse_unknown(request.query_params, FORMAT_PARAMETER)
-    check_format(request.query_params)
+    refuse_all_but_format(request.query_params)
     catalogue = await _catalogue(context)
     base = _records_url(context.settings)
     return _json(
@@ -204,8 +201,7 @@ async def collections(request: Request, context: Context) -> Response:
 @router.get("/collections/{collection_id}", summary="One record collection")
 async def collection(collection_id: str, request: Request, context: Context) -> Response:
     """The catalogue's description."""
-    refuse_unknown(request.query_params, FORMAT_PARAMETER)
-    check_format(request.query_params)
+    refuse_all_but_format(request.query_params)
     _check_collection(collection_id)
     return _json(_collection_document(await _catalogue(context), context.settings))
 
@@ -213,12 +209,12 @@ async def collection(collection_id: str, request: Request, context: Context) -> 
 @router.get("/collections/{collection_id}/items", summary="Records")
 async def items(collection_id: str, request: Request, context: Context) -> Response:
     """A page of the records that match every criterion given."""
+    _check_collection(collection_id)
     settings = context.settings
     params = request.query_params
     query = parse_record_query(
         params, default_limit=settings.server.default_limit, max_limit=settings.server.max_limit
     )
-    _check_collection(collection_id)
     catalogue = await _catalogue(context)
     matched = [record for record in catalogue.records if query.matches(record)]
     page = matched[query.offset : query.offset + query.limit]
@@ -271,8 +267,7 @@ async def items(collection_id: str, request: Request, context: Context) -> Respo
 @router.get("/collections/{collection_id}/items/{record_id}", summary="One record")
 async def item(collection_id: str, record_id: str, request: Request, context: Context) -> Response:
     """One record by id."""
-    refuse_unknown(request.query_params, FORMAT_PARAMETER)
-    check_format(request.query_params)
+    refuse_all_but_format(request.query_params)
     _check_collection(collection_id)
     record = (await _catalogue(context)).by_id.get(record_id)
     if record is None:

@@ -118,6 +118,12 @@ def check_format(params: Mapping[str, str]) -> None:
         raise BadRequest(f"f={fmt!r} is not offered here; the only format is json")
 
 
+def refuse_all_but_format(params: Mapping[str, str]) -> None:
+    """For resources that take no parameter but ``f``."""
+    refuse_unknown(params, FORMAT_PARAMETER)
+    check_format(params)
+
+
 def parse_record_query(params: Mapping[str, str], *, default_limit: int, max_limit: int) -> RecordQuery:
     """Validate every parameter of a record search; refuse what cannot be honoured."""
     refuse_unknown(params, ITEMS_PARAMETERS)
