@@ -32,6 +32,7 @@ from hub.errors import PROBLEM_JSON, BadRequest, HubError, InvalidRegistration, 
 from hub.features.service import FeatureService
 from hub.ogc.engine import OGC_PREFIX, OgcEngine
 from hub.ogc.routes import build_router
+from hub.query_parameters import declared_parameters_only, single_valued_parameters
 from hub.records import routes as records
 from hub.records.records import RECORDS_PREFIX
 from hub.registry import SourceRegistry
@@ -168,6 +169,7 @@ def create_app(settings: Settings) -> FastAPI:
         version=API_VERSION,
         lifespan=lifespan,
         redirect_slashes=False,
+        dependencies=[Depends(single_valued_parameters)],
         # each API serves its own document (hub.api.openapi, hub.ogc.routes)
         openapi_url=None,
         docs_url=None,
@@ -224,10 +226,19 @@ def create_app(settings: Settings) -> FastAPI:
 
     # the OGC API has its own OpenAPI document, built by pygeoapi from the live collections
     app.include_router(build_router(), prefix=OGC_PREFIX, include_in_schema=False)
-    app.include_router(sources.router, prefix="/api/v1", dependencies=[Depends(require_steward)])
-    app.include_router(health.router, prefix="/api/v1")
-    app.include_router(catalog.router, prefix="/api/v1")
-    app.include_router(openapi.router, prefix="/api/v1")
+    # the management API declares its parameters to FastAPI, which would ignore any other
+    declared = Depends(declared_parameters_only)
+    app.include_router(
+        sources.router,
+        prefix="/api/v1",
+        dependencies=[declared, Depends(require_steward)],
+        responses=openapi.STEWARD_RESPONSES,
+    )
+    app.include_router(
+        health.router, prefix="/api/v1", dependencies=[declared], responses=openapi.TOKEN_RESPONSES
+    )
+    app.include_router(catalog.router, prefix="/api/v1", dependencies=[declared])
+    app.include_router(openapi.router, prefix="/api/v1", dependencies=[declared])
     app.include_router(records.router, prefix=RECORDS_PREFIX, include_in_schema=False)
     app.include_router(audit_api.router, prefix="/api/v1", dependencies=[Depends(require_steward)])
     return app

@@ -4,7 +4,10 @@ FastAPI writes the document from the routes; here it is made to say what the hub
 the NL API Design Rules ask: paths relative to the versioned server URL, ``API-Version`` on every
 response, and RFC 9457 problems for errors. FastAPI documents a ``422`` validation error with its
 own body on every operation that has parameters, but the hub answers those with a ``400`` problem
-(``hub.app``), so the document says ``400``; the ``422`` of an invalid registration stays.
+(``hub.app``), so the document says ``400``. What every operation of this API can answer is
+added here once: ``404`` where a path names a resource, ``422`` where a body is sent (a body the
+hub cannot use, such as a registration whose probe fails), and the bearer token for operations
+that declare ``401`` (the routers that authenticate declare it in ``hub.app``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.routing import APIRoute
 
 from hub import API_VERSION
 from hub.api.deps import Context
@@ -34,6 +36,7 @@ from hub.settings import Settings
 MANAGEMENT_PREFIX = "/api/v1"
 _VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+BEARER = "bearerAuth"
 
 router = APIRouter(tags=["OpenAPI"])
 
@@ -43,6 +46,17 @@ def problem_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_JSON: {"schema": dict(_PROBLEM_REF)}}}
 
 
+TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: problem_response("The bearer token is invalid or expired"),
+}
+"""Of routers that read the caller's token when one is sent."""
+STEWARD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: problem_response("A steward's bearer token is needed"),
+    403: problem_response("The caller is not a steward"),
+}
+"""Of routers for stewards only."""
+
+
 def _is_fastapi_validation_error(response: dict[str, Any]) -> bool:
     schemas = [media.get("schema", {}) for media in response.get("content", {}).values()]
     return any(schema.get("$ref", "").endswith("/HTTPValidationError") for schema in schemas)
@@ -50,16 +64,12 @@ def _is_fastapi_validation_error(response: dict[str, Any]) -> bool:
 
 def management_document(app: FastAPI, settings: Settings) -> dict[str, Any]:
     """The management API's document, built from the application's ``/api/v1`` routes."""
-    routes = [
-        route
-        for route in app.routes
-        if isinstance(route, APIRoute) and route.path.startswith(f"{MANAGEMENT_PREFIX}/")
-    ]
     document = get_openapi(
         title=f"{settings.server.title}: management",
         version=API_VERSION,
         description="Source registrations, health and the DCAT-AP-NL catalogue of the urban twin data hub",
-        routes=routes,
+        # every route of the application; the other APIs keep theirs out of this document
+        routes=app.routes,
         servers=servers(settings, MANAGEMENT_PREFIX),
         contact=contact(settings),
     )
@@ -71,14 +81,31 @@ def management_document(app: FastAPI, settings: Settings) -> dict[str, Any]:
 
     paths: dict[str, Any] = {}
     for path, operations in document.get("paths", {}).items():
+        if not path.startswith(f"{MANAGEMENT_PREFIX}/"):
+            continue
         for operation in operations.values():
             responses: dict[str, Any] = operation.setdefault("responses", {})
             if _is_fastapi_validation_error(responses.get("422", {})):
                 del responses["422"]
             # every operation refuses what it cannot honour (an unknown query parameter, a bad value)
             responses.setdefault("400", problem_response("A parameter or the body is invalid"))
+            if "{" in path:
+                responses.setdefault("404", problem_response("The resource does not exist"))
+            if "requestBody" in operation:
+                responses.setdefault("422", problem_response("The body is valid JSON but cannot be used"))
+            if "401" in responses:
+                # a token is required where 403 is possible too; elsewhere it is optional
+                operation["security"] = [{BEARER: []}] if "403" in responses else [{}, {BEARER: []}]
         paths[path.removeprefix(MANAGEMENT_PREFIX)] = operations
     document["paths"] = paths
+    components["securitySchemes"] = {
+        BEARER: {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "An access token of the OpenID Connect provider the hub trusts",
+        }
+    }
     declare_version_header(document)
     return upper_camel_schema_names(document)
 
