@@ -30,6 +30,7 @@ from hub.catalogue.store import CatalogueStore
 from hub.context import HubContext
 from hub.errors import PROBLEM_JSON, BadRequest, HubError, InvalidRegistration, error_for_status
 from hub.features.service import FeatureService
+from hub.methods import allowed_methods
 from hub.ogc.engine import OGC_PREFIX, OgcEngine
 from hub.ogc.routes import build_router
 from hub.query_parameters import declared_parameters_only, single_valued_parameters
@@ -213,6 +214,8 @@ def create_app(settings: Settings) -> FastAPI:
         response = problem_response(error_for_status(exc.status_code, str(exc.detail)), request)
         # Starlette's own headers, such as the Allow of a 405 that RFC 9110 requires
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = allowed_methods(request)
         return response
 
     @app.exception_handler(Exception)
