@@ -153,11 +153,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory, threedbag_apis: ThreeDBagApis)
          "path": str(CURRENT_JSONL)},
         {"id": "b2", "title": "Two buildings", "connector": "cityjson", "classification": "open",
          "path": str(B2_JSON)},
+        {"id": "delft-protected", "title": "3D BAG Delft", "connector": "cityjson", "classification": "open",
+         "path": str(CURRENT_JSONL),
+         "protected_fields": {"documentnummer": {"classification": "confidential", "roles": ["steward"]}}},
         {"id": "bins", "title": "Afvalbakken", "connector": "file", "classification": "open",
          "path": str(AFVALBAKKEN)},
     ]  # fmt: skip
     with serve_hub(hub_settings(tmp_path_factory.mktemp("cityjson-output"), sources)) as base_url:
-        for collection in (*THREE_D, "bins"):
+        for collection in (*THREE_D, "bins", "delft-protected"):
             wait_until_served(base_url, collection)
         yield f"{base_url}/ogc/v1/collections"
 
@@ -256,6 +259,22 @@ def test_attributes_are_the_features_properties(hub: str) -> None:
     document = get(f"{hub}/delft/items", f="cityjson", limit=2).json()
     for feature in full:
         assert document["CityObjects"][feature["id"]]["attributes"] == feature["properties"]
+
+
+def test_protected_properties_stay_out_of_cityjson(hub: str) -> None:
+    """Access control removes a protected property from the features; the CityJSON written
+    from them lacks it too, although the source's model holds it."""
+    open_page = get(f"{hub}/delft/items", f="cityjson", limit=3).json()["CityObjects"]
+    assert all("documentnummer" in open_page[i]["attributes"] for i in top_level(open_page))
+    document = get(f"{hub}/delft-protected/items", f="cityjson", limit=3).json()
+    _, *features = lines_of(get(f"{hub}/delft-protected/items", f="cityjsonseq", limit=3))
+    feature_id = top_level(document["CityObjects"])[0]
+    item = get(f"{hub}/delft-protected/items/{feature_id}", f="cityjson").json()
+    for city_objects in (document["CityObjects"], item["CityObjects"], *(f["CityObjects"] for f in features)):
+        tops = top_level(city_objects)
+        assert tops and all(city_objects[i]["attributes"].get("identificatie") == i for i in tops)
+        assert not [i for i in tops if "documentnummer" in city_objects[i]["attributes"]]
+        assert b"documentnummer" not in json.dumps(city_objects).encode()
 
 
 def test_skip_geometry_gives_objects_without_geometry(hub: str, tmp_path: Path) -> None:
