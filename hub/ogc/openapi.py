@@ -23,6 +23,7 @@ from hub.design_rules import (
     declare_version_header,
     upper_camel_schema_names,
 )
+from hub.ogc.cityjson import describe_in_openapi
 from hub.ogc.formats import (
     ITEM_FORMATS,
     ITEMS_FORMATS,
@@ -32,6 +33,7 @@ from hub.ogc.formats import (
 )
 
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
+_ITEMS_PATHS = ("/items", "/items/{featureId}")
 PROBLEM = {"$ref": "#/components/schemas/problem"}
 _LINK = {
     "type": "object",
@@ -327,9 +329,31 @@ def _offered_crs(resource: dict[str, Any]) -> list[str]:
     return offered
 
 
+def _property_parameter(parameter: dict[str, Any]) -> dict[str, Any]:
+    """A property-equality parameter: the hub compares the property's text form with the value,
+    so any text is a valid value (one that matches nothing selects nothing)."""
+    typed = parameter.get("schema", {})
+    kind = typed.get("format") or typed.get("type") or "string"
+    return {
+        "name": parameter["name"],
+        "in": "query",
+        "required": False,
+        "description": f"Features whose property {parameter['name']} ({kind}) has this value, as text",
+        "style": "form",
+        "explode": False,
+        "schema": {"type": "string"},
+    }
+
+
 def _served_parameters(path: str, operation: dict[str, Any], resource: dict[str, Any]) -> list[Any]:
     """The operation's parameters as the hub accepts them."""
     offered = _offered_crs(resource)
+    fields = {
+        field
+        for parameter in operation.get("parameters", [])
+        if parameter.get("name") == "properties"
+        for field in parameter.get("schema", {}).get("items", {}).get("enum", [])
+    }
     kept: list[Any] = []
     for parameter in operation.get("parameters", []):
         name = _parameter_name(parameter)
@@ -341,6 +365,17 @@ def _served_parameters(path: str, operation: dict[str, Any], resource: dict[str,
             parameter = _offered_crs_parameter(name, offered)
         elif name == "f":
             parameter = _format_parameter(_formats(path))
+        elif name == "limit":
+            # OGC API Features: a limit above the maximum is served as the maximum, not refused
+            parameter = copy.deepcopy(parameter)
+            maximum = parameter["schema"].pop("maximum", None)
+            if maximum is not None:
+                parameter["description"] = (
+                    f"Most features per page (default {parameter['schema'].get('default')}); "
+                    f"a larger value is served as {maximum}"
+                )
+        elif name in fields and path.endswith("/items") and "name" in parameter:
+            parameter = _property_parameter(parameter)
         elif name == "properties" and not parameter.get("schema", {}).get("items", {}).get("enum", True):
             # a collection whose schema is not known yet: no empty enum, which would be invalid
             parameter = copy.deepcopy(parameter)
@@ -401,6 +436,8 @@ def self_contained(document: dict[str, Any], config: dict[str, Any], prefix: str
                 for name in extra
                 if name not in present
             ]
+        if resource.get("providers", [{}])[0].get("hub_models") and path.endswith(_ITEMS_PATHS):
+            describe_in_openapi(served["get"], components, items=path.endswith("/items"))
         paths[path] = served
     paths["/openapi.json"] = {
         "get": {
