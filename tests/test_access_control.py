@@ -11,6 +11,8 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import secrets as secrets_module
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +27,7 @@ from joserfc.jwk import RSAKey
 from tests.fixtures.hub import hub_settings, require_shared, serve_hub, wait_until_served
 from tests.fixtures.oidc import LoopbackIssuer, bearer, issuer, shared_issuer, steward, unsigned_token
 
+PSEUDONYM_KEY_ENV = "ACCESS_TEST_PSEUDONYM_KEY"
 PROTECTED = "ligplaatsen"
 OPEN = "afvalbakken"
 
@@ -107,16 +110,22 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "subject_field": "nummer_id",
         },
     ]
+    # the data subjects (subject_field) are logged pseudonymised with a key from the environment
+    os.environ[PSEUDONYM_KEY_ENV] = secrets_module.token_hex(32)
     settings = hub_settings(
         tmp_path_factory.mktemp("hub"),
         sources,
         processing_activities=ACTIVITIES,
         cors={"allow_origins": ["https://viewer.example.org"]},
+        audit={"pseudonym_key_env": PSEUDONYM_KEY_ENV},
     )
-    with serve_hub(settings) as base_url:
-        wait_until_served(base_url, OPEN)
-        wait_until_served(base_url, PROTECTED)
-        yield base_url
+    try:
+        with serve_hub(settings) as base_url:
+            wait_until_served(base_url, OPEN)
+            wait_until_served(base_url, PROTECTED)
+            yield base_url
+    finally:
+        del os.environ[PSEUDONYM_KEY_ENV]
 
 
 @cache
