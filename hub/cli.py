@@ -15,9 +15,11 @@ from pydantic import ValidationError
 
 from connectors._network import GuardedClient, NetworkPolicy
 from hub.audit.cli import audit_app
+from hub.catalogue.harvest import Harvest, harvest
 from hub.catalogue.registration import SourceRegistration
 from hub.catalogue.store import CatalogueStore
 from hub.errors import HubError
+from hub.progress import terminal_progress
 from hub.registry import SourceRegistry
 from hub.settings import Settings
 
@@ -165,6 +167,91 @@ def check_source(
         raise _fail(exc.detail) from exc
     typer.echo(json.dumps(report, indent=2))
     if report["state"] != "healthy":
+        raise typer.Exit(code=1)
+
+
+@sources_app.command("harvest")
+def harvest_sources(
+    url: Annotated[str, typer.Argument(help="DCAT catalogue, OGC API landing page or WFS capabilities URL")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the candidates as YAML here (default: standard output)"),
+    ] = None,
+    register: Annotated[bool, typer.Option(help="Probe and register the candidates, as `add` does")] = False,
+    config: ConfigOption = None,
+    seconds: Annotated[float, typer.Option("--timeout", help="Seconds each request may take")] = 30.0,
+) -> None:
+    """Pre-fill registrations from a catalogue, landing page or capabilities, for review."""
+    settings = _settings(config)
+
+    async def run() -> Harvest:
+        async with _client(settings) as http:
+            with terminal_progress() as update:
+                return await harvest(
+                    url, http=http, language=settings.catalogue.language, seconds=seconds, progress=update
+                )
+
+    try:
+        harvested = asyncio.run(run())
+    except HubError as exc:
+        raise _fail(exc.detail) from exc
+    for skipped in harvested.skipped:
+        typer.secho(f"skipped {skipped.name}: {skipped.reason}", fg=typer.colors.YELLOW, err=True)
+    if not harvested.candidates:
+        raise _fail(f"nothing to register from {url}")
+    typer.echo(
+        f"{len(harvested.candidates)} candidate(s) from {harvested.kind.value} at {harvested.url}", err=True
+    )
+    document = candidates_yaml(harvested)
+    if output is not None:
+        output.write_text(document, encoding="utf-8")
+        typer.echo(f"wrote {output}; review it, then register with: hub sources add {output}", err=True)
+    elif not register:
+        typer.echo(document, nl=False)
+    if register:
+        _register_all(settings, harvested.candidates)
+
+
+def candidates_yaml(harvested: Harvest) -> str:
+    """The candidates as the ``sources:`` of a configuration file, with what to review."""
+    header = [
+        f"# Registrations harvested from {harvested.url} ({harvested.kind.value}).",
+        "# Review before registering: the classification of a source whose access rights were not",
+        "# stated is 'internal'; licence, owner and contact point are what the source says of itself.",
+    ]
+    header += [f"# skipped {s.name}: {s.reason}" for s in harvested.skipped]
+    body = yaml.safe_dump(
+        {"sources": [c.public_dict() for c in harvested.candidates]}, sort_keys=False, allow_unicode=True
+    )
+    return "\n".join(header) + "\n" + body
+
+
+def _register_all(settings: Settings, registrations: list[SourceRegistration]) -> None:
+    """Probe and register each; the others still are when one fails."""
+    store = CatalogueStore.open(settings.database_url)
+    failed = 0
+
+    async def probe_all(registry: SourceRegistry) -> None:
+        nonlocal failed
+        with terminal_progress() as update:
+            for done, registration in enumerate(registrations):
+                update(f"probing {registration.id}", done, len(registrations))
+                try:
+                    live = await registry.activate(registration, probe=True)
+                    await asyncio.to_thread(store.add, registration)
+                except HubError as exc:
+                    failed += 1
+                    typer.secho(
+                        f"not registered {registration.id}: {exc.detail}", fg=typer.colors.RED, err=True
+                    )
+                    continue
+                typer.echo(f"registered {registration.id} ({live.health.state.value})")
+
+    try:
+        asyncio.run(_with_registry(settings, probe_all))
+    finally:
+        store.close()
+    if failed:
         raise typer.Exit(code=1)
 
 

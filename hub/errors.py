@@ -107,6 +107,14 @@ class InvalidRegistration(HubError):
     type_slug = "invalid-registration"
 
 
+class HarvestFailed(HubError):
+    """Nothing can be harvested from a URL: it cannot be read or is no catalogue or service."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    title = "Nothing to harvest"
+    type_slug = "harvest-failed"
+
+
 class NotAcceptable(HubError):
     """No representation in the requested format."""
 
