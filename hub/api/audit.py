@@ -27,7 +27,8 @@ from hub.features.params import refuse_unknown
 router = APIRouter(prefix="/audit", tags=["Audit"])
 
 MAX_LIMIT = 1000
-_PARAMETERS = frozenset({"trace_id", "activity_id", "data_subject_id", "since", "until", "limit", "after"})
+# lowerCamelCase query keys (NL API Design Rules /core/naming-conventions)
+_PARAMETERS = frozenset({"traceId", "activityId", "dataSubjectId", "since", "until", "limit", "after"})
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -108,10 +109,13 @@ def _moment(request: Request, name: str) -> datetime | None:
 async def read_records(
     request: Request,
     trail: Trail,
-    trace_id: Annotated[str | None, Query(description="32 hex digits")] = None,
-    activity_id: Annotated[str | None, Query(description="A processing activity's id or URI")] = None,
+    trace_id: Annotated[str | None, Query(alias="traceId", description="32 hex digits")] = None,
+    activity_id: Annotated[
+        str | None, Query(alias="activityId", description="A processing activity's id or URI")
+    ] = None,
     data_subject_id: Annotated[
-        str | None, Query(description="A data subject's id in clear; looked up by its pseudonym")
+        str | None,
+        Query(alias="dataSubjectId", description="A data subject's id in clear; looked up by its pseudonym"),
     ] = None,
     since: Annotated[str | None, Query(description="Processings that ended at or after (RFC 3339)")] = None,
     until: Annotated[str | None, Query(description="Processings that started by then (RFC 3339)")] = None,
@@ -121,24 +125,24 @@ async def read_records(
     """Records of one trace, processing activity or data subject."""
     refuse_unknown(request.query_params, _PARAMETERS)
     trace_id, activity_id, data_subject_id = (
-        _single(request, "trace_id"),
-        _single(request, "activity_id"),
-        _single(request, "data_subject_id"),
+        _single(request, "traceId"),
+        _single(request, "activityId"),
+        _single(request, "dataSubjectId"),
     )
     if trace_id is None and activity_id is None and data_subject_id is None:
-        raise BadRequest("name a trace_id, an activity_id or a data_subject_id")
+        raise BadRequest("name a traceId, an activityId or a dataSubjectId")
     if trace_id is not None and not _TRACE_ID.match(trace_id):
-        raise BadRequest("trace_id must be 32 lower-case hex digits")
+        raise BadRequest("traceId must be 32 lower-case hex digits")
     store = _store(trail)
     pseudonym = None
     if data_subject_id is not None:
         if not data_subject_id.strip():
-            raise BadRequest("data_subject_id must not be empty")
+            raise BadRequest("dataSubjectId must not be empty")
         pseudonym = trail.pseudonymiser.pseudonym(data_subject_id.strip())
         processing = current_processing()
         if processing is not None:
             # this lookup is a processing about that subject, and logged as one
-            processing.pseudonymised_parameters.add("data_subject_id")
+            processing.pseudonymised_parameters.add("dataSubjectId")
             processing.note_data_subject(data_subject_id.strip())
     wanted = RecordFilter(
         trace_id=trace_id,
