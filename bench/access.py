@@ -86,6 +86,35 @@ ACCESS_PROFILES = {
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """What the candidate hub does on top of the baseline: both by default; one alone tells
+    how much of the loss is whose."""
+
+    auth: bool = True
+    """Tokens validated, the collection internal with a protected property."""
+    audit: bool = True
+    """Every request logged before its response leaves."""
+
+    @property
+    def name(self) -> str:
+        """``auth+audit``, ``auth`` or ``audit``."""
+        return "+".join(part for part, on in (("auth", self.auth), ("audit", self.audit)) if on)
+
+    @property
+    def label(self) -> str:
+        """What the candidate is, in the printed table."""
+        does = {
+            "auth+audit": "bearer token, internal collection, audit log",
+            "auth": "bearer token, internal collection, no audit",
+            "audit": "anonymous, open collection, audit log",
+        }
+        return f"hub with {self.name} ({does[self.name]})"
+
+
+CANDIDATES = {c.name: c for c in (Candidate(), Candidate(audit=False), Candidate(auth=False))}
+
+
+@dataclass(frozen=True)
 class AccessQuery:
     """One request, relative to the collection's URL, sent to both hubs."""
 
@@ -96,15 +125,17 @@ class AccessQuery:
     property, as the baseline's open collection shows it to everyone)."""
 
 
-def queries(item_id: str) -> tuple[AccessQuery, ...]:
-    """Pages of 100 and 10 features and one feature by id; the 100-feature page again under the
-    processing activity, whose answer has the same content on both sides."""
-    return (
+def queries(item_id: str, candidate: Candidate) -> tuple[AccessQuery, ...]:
+    """Pages of 100 and 10 features and one feature by id; with tokens, the 100-feature page
+    again under the processing activity, whose answer has the same content on both sides."""
+    plain = (
         AccessQuery("limit=100", "/items?f=json&limit=100"),
         AccessQuery("limit=10", "/items?f=json&limit=10"),
         AccessQuery("item", f"/items/{item_id}?f=json"),
-        AccessQuery("limit=100 purpose", "/items?f=json&limit=100", purpose=True),
     )
+    if not candidate.auth:  # anonymous callers cannot name a purpose
+        return plain
+    return (*plain, AccessQuery("limit=100 purpose", "/items?f=json&limit=100", purpose=True))
 
 
 @dataclass
@@ -226,6 +257,7 @@ class Hubs:
 
     baseline: servers.ServerProcess
     candidate: servers.ServerProcess
+    does: Candidate
     token: str
     audit_database: str
     item_id: str
@@ -237,8 +269,8 @@ class Hubs:
 
     @property
     def authorization(self) -> dict[str, str]:
-        """The candidate's request header."""
-        return {"Authorization": f"Bearer {self.token}"}
+        """The candidate's request header (none when it validates no tokens)."""
+        return {"Authorization": f"Bearer {self.token}"} if self.does.auth else {}
 
 
 def _middle_item() -> str:
@@ -248,7 +280,11 @@ def _middle_item() -> str:
 
 
 @contextlib.contextmanager
-def serve_hubs(audit_database: str = "sqlite", progress: Callable[[str], None] = print) -> Iterator[Hubs]:
+def serve_hubs(
+    audit_database: str = "sqlite",
+    progress: Callable[[str], None] = print,
+    candidate: Candidate = CANDIDATES["auth+audit"],
+) -> Iterator[Hubs]:
     """Start the issuer and both hubs; stop them (and remove their files) afterwards."""
     if not servers.AFVALBAKKEN.is_file():
         raise servers.ComponentError("data", f"{servers.AFVALBAKKEN} is absent")
@@ -264,11 +300,13 @@ def serve_hubs(audit_database: str = "sqlite", progress: Callable[[str], None] =
         stack.callback(issuer.stop)
         # One caller for the whole run, as a viewer would hold one token per session.
         token = issuer.mint(sub="benchmark-user", azp="benchmark", roles=[READER_ROLE, MANAGER_ROLE])
-        candidate_settings = {
-            "auth": issuer.auth_settings(),
+        candidate_settings: dict[str, Any] = {
             "processing_activities": [ACTIVITY],
-            "audit": {"enabled": True, "database_url": audit_url},
+            "audit": {"enabled": candidate.audit, "database_url": audit_url},
         }
+        if candidate.auth:
+            candidate_settings["auth"] = issuer.auth_settings()
+        headers = {"Authorization": f"Bearer {token}"} if candidate.auth else None
         progress("starting the open hub (no auth, no audit) ...")
         baseline = servers.start_hub(
             workdir,
@@ -278,56 +316,65 @@ def serve_hubs(audit_database: str = "sqlite", progress: Callable[[str], None] =
             settings={"audit": {"enabled": False}},
         )
         stack.callback(baseline.stop)
-        progress(f"starting the protected hub (auth, audit in {audit_database}) ...")
-        candidate = servers.start_hub(
+        progress(f"starting the {candidate.label} ...")
+        server = servers.start_hub(
             workdir,
-            [_registration(protected=True)],
+            [_registration(protected=candidate.auth)],
             [COLLECTION],
-            name="protected",
+            name="candidate",
             settings=candidate_settings,
-            headers={"Authorization": f"Bearer {token}"},
+            headers=headers,
         )
-        stack.callback(candidate.stop)
+        stack.callback(server.stop)
         yield Hubs(
             baseline,
+            server,
             candidate,
             token,
             audit_url,
             _middle_item(),
-            {"baseline": {"audit": {"enabled": False}}, "candidate": _describe(candidate_settings)},
+            {"baseline": {"audit": {"enabled": False}}, "candidate": _describe(candidate, audit_database)},
         )
 
 
-def _describe(settings: dict[str, Any]) -> dict[str, Any]:
+def _describe(candidate: Candidate, audit_database: str) -> dict[str, Any]:
     """The candidate's settings for the report, without loopback URLs that mean nothing later."""
-    return {
-        "auth": {k: v for k, v in settings["auth"].items() if k != "issuer"},
-        "audit": {"enabled": True, "database": settings["audit"]["database_url"].split(":", 1)[0]},
-        "classification": "internal",
-        "access": {"roles": [READER_ROLE]},
-        "protected_fields": [PROTECTED_FIELD],
+    described: dict[str, Any] = {
+        "does": candidate.name,
+        "audit": {"enabled": candidate.audit, "database": audit_database if candidate.audit else None},
     }
+    if candidate.auth:
+        described |= {
+            "auth": "bearer JWT (RS256) validated against the issuer's JWKS",
+            "classification": "internal",
+            "access": {"roles": [READER_ROLE]},
+            "protected_fields": [PROTECTED_FIELD],
+        }
+    return described
 
 
 # --- honesty checks ------------------------------------------------------------------------
 
 
 def check_enforced(hubs: Hubs) -> None:
-    """The candidate refuses anonymous callers and hides the protected property unless the
-    request names the processing activity; the baseline shows it. ComponentError otherwise."""
+    """A candidate with tokens refuses anonymous callers and hides the protected property unless
+    the request names the processing activity; the baseline shows it. ComponentError otherwise."""
     page = "/items?f=json&limit=10"
     base, protected = hubs.collection_url(hubs.baseline), hubs.collection_url(hubs.candidate)
+    expectations: list[tuple[str, str, dict[str, str], bool]] = [("open hub", base + page, {}, True)]
     with httpx.Client(headers=CLIENT_HEADERS, timeout=30, trust_env=False) as client:
-        anonymous = client.get(protected + page)
-        if anonymous.status_code != 401:
-            raise servers.ComponentError(
-                "protected hub", f"answers an anonymous caller with {anonymous.status_code}, not 401"
-            )
-        expectations: tuple[tuple[str, str, dict[str, str], bool], ...] = (
-            ("open hub", base + page, {}, True),
-            ("protected hub", protected + page, hubs.authorization, False),
-            ("protected hub", f"{protected}{page}&purpose={ACTIVITY['id']}", hubs.authorization, True),
-        )
+        if hubs.does.auth:
+            anonymous = client.get(protected + page)
+            if anonymous.status_code != 401:
+                raise servers.ComponentError(
+                    "candidate hub", f"answers an anonymous caller with {anonymous.status_code}, not 401"
+                )
+            expectations += [
+                ("candidate hub", protected + page, hubs.authorization, False),
+                ("candidate hub", f"{protected}{page}&purpose={ACTIVITY['id']}", hubs.authorization, True),
+            ]
+        else:
+            expectations.append(("candidate hub", protected + page, {}, True))
         for name, url, headers, shown in expectations:
             response = client.get(url, headers=headers)
             if response.status_code != 200:
@@ -377,7 +424,7 @@ async def _measure(
     rows = []
     async with new_client(1) as warm_client:
         try:
-            for query in queries(hubs.item_id):
+            for query in queries(hubs.item_id, hubs.does):
                 started = time.monotonic()
                 baseline_url = hubs.collection_url(hubs.baseline) + query.path
                 candidate_url = hubs.collection_url(hubs.candidate) + query.path
@@ -412,7 +459,8 @@ class AccessResult:
     @property
     def ok(self) -> bool:
         """Every answer 200 and every request in the audit log."""
-        return all(row.all_ok for row in self.rows) and bool(self.report["audit"]["complete"])
+        audit = self.report["audit"]
+        return all(row.all_ok for row in self.rows) and (not audit["enabled"] or audit["complete"])
 
 
 def run_access_benchmark(
@@ -420,6 +468,7 @@ def run_access_benchmark(
     *,
     load: str = "auto",
     audit_database: str = "sqlite",
+    candidate: Candidate = CANDIDATES["auth+audit"],
     progress: Callable[[str], None] = _progress,
 ) -> AccessResult:
     """Start the issuer and both hubs, measure every query, check the audit log; the report.
@@ -428,7 +477,7 @@ def run_access_benchmark(
     enforce its policy.
     """
     started_at = datetime.now(UTC)
-    with serve_hubs(audit_database, progress) as hubs:
+    with serve_hubs(audit_database, progress, candidate) as hubs:
         try:
             generator = load_generator(
                 load, profile.concurrency, {origin(hubs.candidate): hubs.authorization}
@@ -444,9 +493,11 @@ def run_access_benchmark(
         rows = asyncio.run(_measure(hubs, profile, generator, progress))
         machine = _machine()
         machine["load_average_before"] = [round(v, 2) for v in load_before]
-        sent = sum(sum(row.candidate.statuses.values()) + row.candidate.failed for row in rows)
-        audit = audit_verdict(logged_before, logged_feature_requests(hubs.audit_database), sent)
-        audit["database"] = audit_database
+        audit: dict[str, Any] = {"enabled": candidate.audit}
+        if candidate.audit:
+            sent = sum(sum(row.candidate.statuses.values()) + row.candidate.failed for row in rows)
+            audit |= audit_verdict(logged_before, logged_feature_requests(hubs.audit_database), sent)
+            audit["database"] = audit_database
         settings = hubs.settings
     finished_at = datetime.now(UTC)
     worst = max(rows, key=lambda r: r.loss if not math.isnan(r.loss) else math.inf)
@@ -458,8 +509,9 @@ def run_access_benchmark(
         "machine": machine,
         "hubs": settings,
         "rows": [row.as_json() for row in rows],
+        "candidate": candidate.name,
         "goal": {
-            "goal": f"authentication + audit lose at most {LOSS_GOAL:.0%} throughput",
+            "goal": f"{candidate.name} loses at most {LOSS_GOAL:.0%} of the open hub's throughput",
             "met": all(row.loss <= LOSS_GOAL for row in rows),
             "worst": {"query": worst.query.name, "loss": _round(worst.loss, 3)},
         },
@@ -473,16 +525,16 @@ def origin(server: servers.ServerProcess) -> str:
     return urlsplit(server.base_url).netloc
 
 
-def table(rows: Sequence[AccessRow]) -> str:
-    """The rows as a fixed-width text table: A = open hub, B = protected hub."""
+def table(rows: Sequence[AccessRow], candidate: Candidate = CANDIDATES["auth+audit"]) -> str:
+    """The rows as a fixed-width text table: A = the open hub, B = the candidate."""
     header = (
         f"{'query':<18}{'feat':>5}{'bytes A/B':>14} |{'p50 ms A':>9}{'B':>7} |"
         f"{'req/s A':>9}{'B':>7} |{'loss':>7} |{'cpu ms/req A':>13}{'B':>6}"
     )
     lines = [
         "",
-        "A = open hub (anonymous, no audit), B = protected hub (bearer token, audit log); "
-        "req/s: median of the rounds, loss: 1 - median of B/A per round pair",
+        f"A = open hub (anonymous, no audit), B = {candidate.label}",
+        "req/s: median of the throughput rounds; loss: 1 - the median of B/A over round pairs",
         header,
         "-" * len(header),
     ]
@@ -507,17 +559,19 @@ def summary_lines(report: dict[str, Any]) -> str:
     """The goal and the audit check."""
     goal, audit = report["goal"], report["audit"]
     worst = goal["worst"]
-    return "\n".join(
-        [
-            "",
-            f"Goal: {goal['goal']}: {'met' if goal['met'] else 'MISSED'} "
-            f"(worst: {worst['loss']:.1%} on {worst['query']})"
-            if worst["loss"] is not None
-            else f"Goal: {goal['goal']}: not measured",
+    lines = [
+        "",
+        f"Goal: {goal['goal']}: {'met' if goal['met'] else 'MISSED'} "
+        f"(worst: {worst['loss']:.1%} on {worst['query']})"
+        if worst["loss"] is not None
+        else f"Goal: {goal['goal']}: not measured",
+    ]
+    if audit["enabled"]:
+        lines.append(
             f"Audit log ({audit['database']}): {audit['records_added']} records for "
-            f"{audit['requests_sent']} requests: {'complete' if audit['complete'] else 'INCOMPLETE'}",
-        ]
-    )
+            f"{audit['requests_sent']} requests: {'complete' if audit['complete'] else 'INCOMPLETE'}"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -541,18 +595,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="sqlite",
         help="where the protected hub keeps its audit log (postgresql: a throwaway cluster)",
     )
+    parser.add_argument(
+        "--candidate",
+        choices=sorted(CANDIDATES),
+        default="auth+audit",
+        help="what the compared hub adds: both (the default), or one alone to see whose cost it is",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     args = parser.parse_args(argv)
     profile = ACCESS_PROFILES["quick" if args.quick else args.profile]
     command = " ".join([Path(sys.executable).name, "-m", "bench.access", *(argv or sys.argv[1:])])
     try:
-        result = run_access_benchmark(profile, load=args.load, audit_database=args.audit_database)
+        result = run_access_benchmark(
+            profile, load=args.load, audit_database=args.audit_database, candidate=CANDIDATES[args.candidate]
+        )
     except servers.ComponentError as exc:
         print(f"benchmark not run: {exc.component}: {exc.reason}", file=sys.stderr)
         return EXIT_COMPONENT
     report = result.report
     report["command"] = command
-    print(table(result.rows))
+    print(table(result.rows, CANDIDATES[args.candidate]))
     print(summary_lines(report))
     stamp = report["started"].replace(":", "").replace("-", "")
     path = write_json(report, args.results, stamp, kind="access")
