@@ -186,7 +186,7 @@ class AuditStore:
                 models.callers.c.identity_hash.in_(wanted)
             )
         )
-        ids: dict[str, int] = {identity: caller_id for identity, caller_id in found.tuples()}
+        ids: dict[str, int] = {identity: caller_id for identity, caller_id in found}
         new = []
         next_id = head["last_caller_id"] + 1
         now = datetime.now(UTC)
