@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
+from bench.access import ACCESS_PROFILES, CANDIDATES, run_access_benchmark, summary_lines
+from bench.access import table as access_table
 from bench.load import PROFILES
 from bench.report import goal_lines, table
 from bench.run import run_benchmark
@@ -45,3 +49,37 @@ def test_every_scenario_has_ratios_and_every_answer_is_200(postgis_server: Postg
     printed = table(result.rows) + goal_lines(result.report["goals"])
     for scenario in SCENARIOS:
         assert f"[{scenario}]" in printed
+
+
+@pytest.mark.parametrize("candidate", sorted(CANDIDATES))
+def test_the_access_benchmark_measures_enforced_access_and_a_complete_audit_log(candidate: str) -> None:
+    shared_data_or_skip()
+    does = CANDIDATES[candidate]
+    result = run_access_benchmark(ACCESS_PROFILES["smoke"], candidate=does, progress=lambda _: None)
+    report = result.report
+
+    expected = {"limit=100", "limit=10", "item"} | ({"limit=100 purpose"} if does.auth else set())
+    assert {row["query"] for row in report["rows"]} == expected
+    for row in report["rows"]:
+        where = f"{candidate} {row['query']}"
+        for side in ("baseline", "candidate"):
+            figures = row[side]
+            assert figures["statuses"] == {"200": figures["statuses"].get("200")}, where
+            assert not figures["errors"], where
+            assert figures["latency_ms"]["n"] >= 2 and figures["throughput"]["requests"] >= 2, where
+            assert len(figures["round_rps"]) >= 2 and figures["median_round_rps"] > 0, where
+        assert row["baseline"]["features"] == row["candidate"]["features"] > 0, where
+        assert math.isfinite(row["loss"]) and row["ratio"]["throughput_median_of_rounds"] > 0, where
+        assert row["all_200"], where
+        # the protected property is left out of the candidate's pages unless a purpose is named
+        hidden = does.auth and not row["purpose"]
+        assert (row["candidate"]["response_bytes"] < row["baseline"]["response_bytes"]) == hidden, where
+
+    audit = report["audit"]
+    assert audit["enabled"] == does.audit
+    if does.audit:
+        assert audit["complete"] and audit["records_added"] == audit["requests_sent"] > 0
+    assert result.ok
+    json.dumps(report)
+    printed = access_table(result.rows, does) + summary_lines(report)
+    assert all(query in printed for query in expected)
