@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 
 from connectors.base import CITYJSON, RD_NAP
 from hub.errors import BadGateway
-from hub.ogc.cityjson import cityjson_document, cityjson_sequence
+from hub.ogc.cityjson import ModelFormat, cityjson_document, cityjson_sequence, encode, moved_indices
 from tests.cityjson_reference import (
     B2_JSON,
     CURRENT_JSONL,
@@ -569,7 +569,7 @@ def test_writer_merges_templates_and_appearances(tmp_path: Path) -> None:
         return {"transform": transform, "crs": RD_NAP, "feature": feature, "geometry-templates": templates}
 
     features = [_hub_feature(f"tree-{s}", {"n": s}, model(s, c)) for s, c in ((0, 0.1), (5000, 0.9))]
-    document = cityjson_document(features, title="trees")
+    document = json.loads(encode(ModelFormat.CITYJSON, features, title="trees"))
     assert len(document["geometry-templates"]["templates"]) == 2
     assert len(document["geometry-templates"]["vertices-templates"]) == 6
     assert document["geometry-templates"]["templates"][1]["boundaries"] == [[[3, 4, 5]]]
@@ -578,8 +578,26 @@ def test_writer_merges_templates_and_appearances(tmp_path: Path) -> None:
     assert second[1]["boundaries"] == [[[3, 4, 5]]] and second[1]["material"] == {"colour": {"values": [1]}}
     assert [m["name"] for m in document["appearance"]["materials"]] == ["m0", "m5000"]
     path = tmp_path / "trees.city.json"
-    path.write_text(json.dumps({**document, "vertices": document["vertices"].tolist()}))
+    path.write_text(json.dumps(document))
     validate(path)
+
+
+def test_vertex_indices_moved_on_the_json_text() -> None:
+    """The page's index shifting, against plain recursion over every real 3D BAG geometry."""
+
+    def moved(node: Any, offset: int) -> Any:
+        return node + offset if isinstance(node, int) else [moved(child, offset) for child in node]
+
+    _, lines = read_sequence(CURRENT_JSONL)
+    boundaries = [
+        g["boundaries"] for line in lines for o in line["CityObjects"].values() for g in o["geometry"]
+    ]
+    offsets = [(i * 7919) % 100_003 for i in range(len(boundaries))]  # 0 and 1- to 6-digit shifts
+    pieces = moved_indices([json.dumps(b, separators=(",", ":")).encode() for b in boundaries], offsets)
+    assert [json.loads(piece) for piece in pieces] == [
+        moved(b, k) for b, k in zip(boundaries, offsets, strict=True)
+    ]
+    assert moved_indices([b"[[9,99],[]]", b"[]", b"[0]"], [1, 5, 0]) == [b"[[10,100],[]]", b"[]", b"[0]"]
 
 
 def test_writer_refuses_a_feature_without_its_model() -> None:
