@@ -43,7 +43,7 @@ from shapely.errors import ShapelyError
 from starlette.concurrency import run_in_threadpool
 
 from connectors._http import send
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, UpstreamTimeout
 from hub.catalogue.registration import SourceRegistration
 from hub.errors import HarvestFailed
 
@@ -190,8 +190,8 @@ class _Harvester:
         _require_http_url(url)
         self._step(f"reading {url}")
         try:
-            # the overall bound: a server that drips its answer byte by byte stays within
-            # every per-read timeout
+            # bounds the whole answer: a server that drips it byte by byte stays within every
+            # per-read timeout
             async with asyncio.timeout(self.timeout):
                 response = await send(
                     self.http,
@@ -202,7 +202,7 @@ class _Harvester:
                     headers={"Accept": accept},
                     max_bytes=self.max_bytes,
                 )
-        except TimeoutError as exc:
+        except (TimeoutError, UpstreamTimeout) as exc:
             raise HarvestFailed(f"{url} did not answer within {self.timeout:g} s") from exc
         except ConnectorError as exc:
             raise HarvestFailed(f"{url}: {exc.message}") from exc
