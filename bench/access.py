@@ -242,12 +242,13 @@ def audit_database_url(workdir: Path, postgres: PostgisServer | None) -> str:
     if postgres is None:
         return f"sqlite:///{workdir / 'protected-audit.db'}"
     postgres.create_database("audit")
-    with postgres.connect() as conn:
-        # The test cluster trades durability for speed; an audit log may not, so the commits
-        # the log waits for are flushed to disk as in production.
-        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-            conn.execute(f"ALTER SYSTEM SET {setting} = on")
-        conn.execute("SELECT pg_reload_conf()")
+    with postgres.connect("audit") as conn:
+        rows = conn.execute(
+            "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')"
+        ).fetchall()
+    settings = {str(name): str(value) for name, value in rows}
+    if settings != {"fsync": "on", "synchronous_commit": "on"}:
+        raise servers.ComponentError("postgresql", f"commits are not flushed to disk: {settings}")
     return str(postgres.url("audit"))
 
 
@@ -294,7 +295,8 @@ def serve_hubs(
         postgres = None
         if audit_database == "postgresql":
             progress("starting PostgreSQL for the audit log ...")
-            postgres = stack.enter_context(servers.postgis_cluster())
+            # durable, as the audit log's own database would be: its commits are what it waits for
+            postgres = stack.enter_context(servers.postgis_cluster(durable=True))
         audit_url = audit_database_url(workdir, postgres)
         issuer = LoopbackIssuer().start()
         stack.callback(issuer.stop)

@@ -154,8 +154,9 @@ class PostgisTable:
 
 
 @contextlib.contextmanager
-def postgis_cluster() -> Iterator[PostgisServer]:
-    """Start a throwaway PostGIS cluster (as ``postgres`` when we are root) and remove it after."""
+def postgis_cluster(*, durable: bool = False) -> Iterator[PostgisServer]:
+    """Start a throwaway PostGIS cluster (as ``postgres`` when we are root) and remove it after;
+    ``durable``: with PostgreSQL's default flushing of every commit, which tests turn off."""
     bindir = _find_bindir()
     if bindir is None:
         raise ComponentError(
@@ -176,7 +177,7 @@ def postgis_cluster() -> Iterator[PostgisServer]:
     server = PostgisServer(bindir, pgdir, as_user=as_user)
     try:
         try:
-            server.start()
+            server.start(durable=durable)
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
             raise ComponentError("postgis", str(exc)) from exc
         deadline = time.monotonic() + 30
