@@ -48,6 +48,7 @@ def terminal_progress(stream: TextIO | None = None) -> Iterator[Update]:
         task = bar.add_task("starting", total=None)
 
         def update(what: str, done: int, total: int | None) -> None:
-            bar.update(task, description=what, completed=done, total=total)
+            # drawn at once: steps can be quicker than the bar's own refresh
+            bar.update(task, description=what, completed=done, total=total, refresh=True)
 
         yield update
