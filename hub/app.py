@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from connectors._network import GuardedClient, NetworkPolicy
 from hub import API_VERSION, __version__
 from hub.api import audit as audit_api
-from hub.api import catalog, health, openapi, sources
+from hub.api import catalog, harvest, health, openapi, sources
 from hub.audit.middleware import AuditMiddleware
 from hub.audit.trail import AuditTrail
 from hub.auth.dependencies import require_steward
@@ -233,6 +233,12 @@ def create_app(settings: Settings) -> FastAPI:
     declared = Depends(declared_parameters_only)
     app.include_router(
         sources.router,
+        prefix="/api/v1",
+        dependencies=[declared, Depends(require_steward)],
+        responses=openapi.STEWARD_RESPONSES,
+    )
+    app.include_router(
+        harvest.router,
         prefix="/api/v1",
         dependencies=[declared, Depends(require_steward)],
         responses=openapi.STEWARD_RESPONSES,

@@ -467,7 +467,7 @@ def test_api_returns_candidates_without_registering(
     tmp_path: Path, upstream_pygeoapi: PygeoapiUpstream
 ) -> None:
     with serve_hub(hub_settings(tmp_path, [])) as hub:
-        answer = steward().post(f"{hub}/api/v1/sources/harvest", json={"url": upstream_pygeoapi.base_url})
+        answer = steward().post(f"{hub}/api/v1/harvest", json={"url": upstream_pygeoapi.base_url})
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["kind"] == "ogcapi-features"
@@ -478,12 +478,12 @@ def test_api_returns_candidates_without_registering(
         assert created.status_code == 201, created.text
 
         failed = steward().post(
-            f"{hub}/api/v1/sources/harvest", json={"url": f"{upstream_pygeoapi.base_url}/nope"}
+            f"{hub}/api/v1/harvest", json={"url": f"{upstream_pygeoapi.base_url}/nope"}
         )
         assert failed.status_code == 422
         assert failed.headers["content-type"].startswith("application/problem+json")
         assert "answered 404" in failed.json()["detail"]
-        unknown = steward().post(f"{hub}/api/v1/sources/harvest", json={"url": "http://x", "register": True})
+        unknown = steward().post(f"{hub}/api/v1/harvest", json={"url": "http://x", "register": True})
         assert unknown.status_code == 400
-        anonymous = httpx.post(f"{hub}/api/v1/sources/harvest", json={"url": upstream_pygeoapi.base_url})
+        anonymous = httpx.post(f"{hub}/api/v1/harvest", json={"url": upstream_pygeoapi.base_url})
         assert anonymous.status_code == 401

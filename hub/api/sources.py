@@ -6,12 +6,12 @@ import contextlib
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.deps import Context
 from hub.api.health import SourceStatus, source_status
-from hub.catalogue.harvest import harvest
+from hub.api.openapi import problem_response
 from hub.catalogue.registration import SourceRegistration
 from hub.errors import Conflict, InvalidRegistration, NotFound
 
@@ -59,7 +59,12 @@ async def get_source(source_id: str, context: Context) -> dict[str, Any]:
     return stored.registration.public_dict()
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Register a source")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a source",
+    responses={409: problem_response("A source with this id is registered already")},
+)
 async def create_source(
     context: Context,
     response: Response,
@@ -124,31 +129,6 @@ async def delete_source(source_id: str, context: Context) -> Response:
     with contextlib.suppress(NotFound):
         await context.registry.deactivate(source_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-class HarvestRequest(BaseModel):
-    """Where to harvest candidate registrations from."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(
-        description="A DCAT catalogue (Turtle, JSON-LD, RDF/XML), an OGC API landing page, or a WFS 2.0 "
-        "GetCapabilities URL",
-        examples=[
-            "https://service.pdok.nl/kadaster/kadastralekaart/wfs/v5_0?request=GetCapabilities&service=WFS"
-        ],
-    )
-
-
-@router.post("/harvest", summary="Harvest candidate registrations")
-async def harvest_sources(context: Context, body: HarvestRequest) -> dict[str, Any]:
-    """Candidate registrations read from a catalogue, landing page or capabilities, for review.
-
-    Nothing is registered: review the candidates, then register them with ``POST /sources``.
-    The URL is fetched under the same rules as sources (``allowed_networks``, timeouts, size).
-    """
-    harvested = await harvest(body.url, http=context.http, language=context.settings.catalogue.language)
-    return harvested.as_dict()
 
 
 @router.post("/{source_id}/probe", summary="Probe a source now")
