@@ -177,6 +177,13 @@ class AuditSettings(BaseModel):
     write_timeout: float = Field(
         5.0, gt=0, le=120, description="Seconds a request waits for its record to be stored before 503"
     )
+    fsync: bool = Field(
+        True,
+        description=(
+            "A response waits until its record is on disk; false: until the database has it (a killed "
+            "hub loses nothing, a failing machine may lose the last records)"
+        ),
+    )
     otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP traces URL (e.g. http://collector:4318/v1/traces) records are copied to"
     )

@@ -3,7 +3,8 @@
 Every request carries its own W3C trace id, so each can be found in the log: 2,000 requests from
 50 concurrent clients leave exactly one request record each, and a chain that verifies; a hub
 killed (SIGKILL) in the middle of such a load leaves a chain that verifies too, with a record
-for every request that was answered.
+for every request that was answered, also when responses wait for the database rather than the
+disk (``audit.fsync: false``).
 """
 
 from __future__ import annotations
@@ -110,8 +111,9 @@ def test_one_record_per_request_under_concurrent_load(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-def test_a_server_killed_mid_load_leaves_a_chain_that_verifies(tmp_path: Path) -> None:
-    settings = hub_settings(tmp_path, sources(tmp_path))
+@pytest.mark.parametrize("fsync", [True, False], ids=["fsync", "no-fsync"])
+def test_a_server_killed_mid_load_leaves_a_chain_that_verifies(tmp_path: Path, fsync: bool) -> None:
+    settings = hub_settings(tmp_path, sources(tmp_path), audit={"fsync": fsync})
     trace_ids = [secrets.token_hex(16) for _ in range(REQUESTS)]
     database = tmp_path / "hub.db"
 

@@ -302,6 +302,15 @@ def test_appends_form_one_dense_chain(store: AuditStore) -> None:
     assert found.intact and found.records == 3 and found.head_id == 3, found.problems
 
 
+def test_sqlite_commits_wait_for_the_disk_unless_told_not_to(tmp_path: Path) -> None:
+    for fsync, level in [(True, 2), (False, 1)]:  # FULL, NORMAL
+        with AuditStore.open(f"sqlite:///{tmp_path / 'sync.db'}", fsync=fsync) as store:
+            with store.writer_connection() as connection:
+                assert connection.exec_driver_sql("PRAGMA synchronous").scalar_one() == level
+            store.append([draft()])
+            assert verify(store).intact
+
+
 def test_caller_identities_are_kept_apart_and_shared(store: AuditStore) -> None:
     alice = CallerIdentity("alice", "https://idp.example.nl", "viewer", ("steward", "analyst"))
     store.append([draft(caller=alice), draft(caller=None)])

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
 from hub.audit import chain as hashes
@@ -101,21 +102,37 @@ class Appended:
 class AuditStore:
     """The audit tables of one database, safe to share between threads."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, fsync: bool = True) -> None:
         self._engine = engine
         self._writer = engine.execution_options(**{WRITE: True})
         self.postgresql = engine.dialect.name == "postgresql"
+        self.fsync = fsync
+        self._sql = _AppendStatements(engine)
+        if engine.dialect.name == "sqlite":
+            # In WAL mode NORMAL still commits atomically and survives the process being killed;
+            # only FULL waits for the disk (fsync) on every commit.
+            level = "FULL" if fsync else "NORMAL"
+
+            @event.listens_for(engine, "connect")
+            def _synchronous(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                try:
+                    cursor.execute(f"PRAGMA synchronous = {level}")
+                finally:
+                    cursor.close()
 
     @classmethod
-    def open(cls, database_url: str | URL) -> AuditStore:
+    def open(cls, database_url: str | URL, *, fsync: bool = True) -> AuditStore:
         """Open the audit tables at ``database_url``, migrating the database first."""
         engine = create_engine(database_url)
         try:
             upgrade_engine(engine)
+            # the migration's connections were opened before the store set its pragmas
+            engine.dispose()
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine)
+        return cls(engine, fsync=fsync)
 
     @property
     def engine(self) -> Engine:
@@ -144,13 +161,22 @@ class AuditStore:
         row = connection.execute(query).one()
         return models.row_dict(row)
 
-    def append(self, drafts: Sequence[RecordDraft]) -> Appended:
+    def writer_connection(self) -> Connection:
+        """A connection for a long-lived writer to pass to :meth:`append` (no pool trip per batch)."""
+        return self._writer.connect()
+
+    def append(self, drafts: Sequence[RecordDraft], *, connection: Connection | None = None) -> Appended:
         """Append records as one atomic batch at the chain's head."""
-        with self.begin_write() as connection:
-            head = self.locked_head(connection)
-            caller_ids = self._caller_ids(connection, head, drafts)
-            previous = head["last_chain_hash"]
-            next_id = head["last_record_id"] + 1
+        if connection is None:
+            with self._writer.connect() as own:
+                return self.append(drafts, connection=own)
+        sql = self._sql
+        with connection.begin():
+            if self.postgresql and not self.fsync:
+                connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            last_id, previous, last_caller = connection.exec_driver_sql(sql.head).one()
+            caller_ids = self._caller_ids(connection, last_caller, drafts)
+            next_id = last_id + 1
             rows = []
             for draft in drafts:
                 row = draft.values()
@@ -162,20 +188,16 @@ class AuditStore:
                 rows.append(row)
                 next_id += 1
             if rows:
-                connection.execute(sa.insert(models.records), rows)
-            connection.execute(
-                sa.update(models.chain)
-                .where(models.chain.c.id == 1)
-                .values(
-                    last_record_id=next_id - 1,
-                    last_chain_hash=previous,
-                    last_caller_id=max([head["last_caller_id"], *caller_ids.values()]),
-                )
+                # the statement is written out once: per record, Core's compiling and parameter
+                # handling would cost more than the rest of the append
+                connection.exec_driver_sql(sql.insert, [sql.parameters(row) for row in rows])
+            connection.exec_driver_sql(
+                sql.move_head, (next_id - 1, previous, max([last_caller, *caller_ids.values()]))
             )
-        return Appended(head["last_record_id"] + 1, next_id - 1, previous, rows)
+        return Appended(last_id + 1, next_id - 1, previous, rows)
 
     def _caller_ids(
-        self, connection: Connection, head: dict[str, Any], drafts: Sequence[RecordDraft]
+        self, connection: Connection, last_caller: int, drafts: Sequence[RecordDraft]
     ) -> dict[str, int]:
         """Ids of the batch's caller identities, inserting those not stored yet."""
         wanted = {d.caller.identity_hash: d.caller for d in drafts if d.caller is not None}
@@ -188,7 +210,7 @@ class AuditStore:
         )
         ids: dict[str, int] = {identity: caller_id for identity, caller_id in found}
         new = []
-        next_id = head["last_caller_id"] + 1
+        next_id = last_caller + 1
         now = datetime.now(UTC)
         for identity, caller in wanted.items():
             if identity in ids:
@@ -250,3 +272,38 @@ class AuditStore:
             query = query.where(table.c[name] == value)
         with self._engine.connect() as connection:
             return int(connection.execute(query).scalar_one())
+
+
+class _AppendStatements:
+    """The SQL of an append in the driver's own parameter style, with the column conversions
+    Core would apply, so that stored values are the same either way."""
+
+    def __init__(self, engine: Engine) -> None:
+        dialect = engine.dialect
+        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        table = models.records
+        self.columns = [column.name for column in table.columns]
+        self.insert = (
+            f"INSERT INTO {table.name} ({', '.join(self.columns)}) "
+            f"VALUES ({', '.join(marker for _ in self.columns)})"
+        )
+        lock = " FOR UPDATE" if dialect.name == "postgresql" else ""
+        self.head = (
+            f"SELECT last_record_id, last_chain_hash, last_caller_id FROM audit_chain WHERE id = 1{lock}"
+        )
+        self.move_head = (
+            f"UPDATE audit_chain SET last_record_id = {marker}, last_chain_hash = {marker}, "
+            f"last_caller_id = {marker} WHERE id = 1"
+        )
+        self._convert = [
+            (position, processor)
+            for position, column in enumerate(table.columns)
+            if (processor := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        ]
+
+    def parameters(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        """A row's values in column order, converted for the driver."""
+        values = [row[name] for name in self.columns]
+        for position, processor in self._convert:
+            values[position] = processor(values[position])
+        return tuple(values)

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import re
 from datetime import UTC, datetime
+from functools import partial
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -82,7 +83,9 @@ class AuditTrail:
             return
         for problem in configuration_problems(self.settings):
             LOG.warning("audit trail: %s", problem)
-        self.store = await run_in_threadpool(AuditStore.open, self.database_url)
+        self.store = await run_in_threadpool(
+            partial(AuditStore.open, self.database_url, fsync=self.settings.audit.fsync)
+        )
         if self.settings.audit.otlp_endpoint:
             self.exporter = OtlpExporter.from_settings(self.settings)
             self.exporter.start()
@@ -197,6 +200,8 @@ class AuditTrail:
         if not raw:
             return None
         sensitive = CREDENTIAL_PARAMETERS | processing.pseudonymised_parameters
+        if not any(name in raw for name in sensitive):
+            return raw  # the common case, without parsing
         pairs = parse_qsl(raw, keep_blank_values=True)
         if not any(key in sensitive for key, _ in pairs):
             return raw

@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.engine import Connection
+
 from hub.audit.errors import AuditUnavailable
 from hub.audit.store import Appended, AuditStore, RecordDraft
 
@@ -51,6 +53,7 @@ class AuditWriter:
         self._on_commit = on_commit
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._connection: Connection | None = None
         self.batches = 0
         """Transactions committed so far (the group-commit ratio is records / batches)."""
 
@@ -85,34 +88,52 @@ class AuditWriter:
 
     def _run(self) -> None:
         stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
+        try:
+            while not stopping:
+                stopping = self._next_batch()
+        finally:
+            self._disconnect()
+
+    def _next_batch(self) -> bool:
+        """Take what is queued (waiting for the first) and commit it; True when told to stop."""
+        first = self._queue.get()
+        if not isinstance(first, _Pending):
+            return True
+        batch = [first]
+        size = len(first.drafts)
+        stopping = False
+        while size < MAX_BATCH_RECORDS:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
                 break
-            assert isinstance(first, _Pending)
-            batch = [first]
-            size = len(first.drafts)
-            while size < MAX_BATCH_RECORDS:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if not isinstance(item, _Pending):
-                    stopping = True
-                    break
-                batch.append(item)
-                size += len(item.drafts)
-            self._commit(batch)
+            if not isinstance(item, _Pending):
+                stopping = True  # after this batch: what was queued before the stop is written
+                break
+            batch.append(item)
+            size += len(item.drafts)
+        self._commit(batch)
+        return stopping
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
 
     def _commit(self, batch: list[_Pending]) -> None:
         error: AuditUnavailable | None = None
         appended: Appended | None = None
         try:
-            appended = self.store.append([draft for pending in batch for draft in pending.drafts])
+            if self._connection is None:
+                self._connection = self.store.writer_connection()
+            drafts = [draft for pending in batch for draft in pending.drafts]
+            appended = self.store.append(drafts, connection=self._connection)
             self.batches += 1
         except Exception as exc:
             LOG.error("audit records could not be written: %s", exc)
             error = AuditUnavailable("the audit log cannot be written", cause=str(exc))
+            self._disconnect()  # start the next batch on a fresh connection
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for pending in batch:
             by_loop.setdefault(pending.loop, []).append(pending.done)
