@@ -491,16 +491,23 @@ async def test_access_control_fills_in_the_processing(tmp_path: Path) -> None:
     async def metadata(request: Request) -> Response:
         return JSONResponse({})
 
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("a bug")
+
     trail = AuditTrail(Settings(database_url=f"sqlite:///{tmp_path / 'small.db'}"))
-    app = AuditMiddleware(
-        Starlette(routes=[Route("/ogc/v1/conformance", denied), Route("/ogc/v1/landing", metadata)]),
-        trail=trail,
-    )
+    routes = [
+        Route("/ogc/v1/conformance", denied),
+        Route("/ogc/v1/landing", metadata),
+        Route("/ogc/v1/collections/{collection_id}/items", broken),
+    ]
+    app = AuditMiddleware(Starlette(routes=routes), trail=trail)
     await trail.start()
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as client:
             marked = await client.get("/ogc/v1/conformance")
             plain = await client.get("/ogc/v1/landing")
+            with pytest.raises(RuntimeError, match="a bug"):
+                await client.get("/ogc/v1/collections/kapot/items")
     finally:
         await trail.stop()
     assert "traceparent" in marked.headers and "traceparent" not in plain.headers
@@ -516,4 +523,7 @@ async def test_access_control_fills_in_the_processing(tmp_path: Path) -> None:
             "handhaving-app",
             ["inspecteur"],
         )
-        assert store.count() == 1
+        # an unhandled error is answered outside every middleware: logged as the 500 it becomes
+        (failed,) = store.records(RecordFilter(activity="unstated-purpose"))
+        assert (failed["http_status"], failed["status_code"], failed["collection_id"]) == (500, 2, "kapot")
+        assert store.count() == 2

@@ -106,7 +106,9 @@ class OtlpExporter:
         endpoint = settings.audit.otlp_endpoint
         assert endpoint is not None
         headers = {
-            name: os.environ.get(variable, "") for name, variable in settings.audit.otlp_headers_env.items()
+            name: os.environ[variable]
+            for name, variable in settings.audit.otlp_headers_env.items()
+            if variable in os.environ
         }
         return cls(endpoint, headers=headers, service_name="urban-twin-hub")
 
