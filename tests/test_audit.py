@@ -527,3 +527,13 @@ async def test_access_control_fills_in_the_processing(tmp_path: Path) -> None:
         (failed,) = store.records(RecordFilter(activity="unstated-purpose"))
         assert (failed["http_status"], failed["status_code"], failed["collection_id"]) == (500, 2, "kapot")
         assert store.count() == 2
+
+
+async def test_an_unknown_default_activity_stops_the_start(tmp_path: Path) -> None:
+    from hub.errors import ConfigurationError
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", audit={"default_activity": "typo"})
+    trail = AuditTrail(settings)
+    with pytest.raises(ConfigurationError, match="typo"):
+        await trail.start()
+    assert trail.writer is None

@@ -32,6 +32,7 @@ from hub.audit.retention import configuration_problems, default_activity
 from hub.audit.store import AuditStore, CallerIdentity, RecordDraft
 from hub.audit.tracecontext import new_span_id
 from hub.audit.writer import AuditWriter
+from hub.errors import ConfigurationError
 from hub.settings import Settings
 
 LOG = logging.getLogger(__name__)
@@ -81,6 +82,10 @@ class AuditTrail:
         if not self.enabled:
             LOG.warning("the audit trail is disabled: processings are not logged")
             return
+        wanted = self.settings.audit.default_activity
+        if wanted is not None and self.default_activity.id != wanted:
+            # a typo here would file every request under another activity: refuse to start
+            raise ConfigurationError(f"audit.default_activity {wanted!r} is not one of processing_activities")
         for problem in configuration_problems(self.settings):
             LOG.warning("audit trail: %s", problem)
         self.store = await run_in_threadpool(
