@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,9 @@ class Candidate:
     """Tokens validated, the collection internal with a protected property."""
     audit: bool = True
     """Every request logged before its response leaves."""
+    fsync: bool = True
+    """The audit log's ``fsync``: a response waits until its record is on disk (else until the
+    database has it)."""
 
     @property
     def name(self) -> str:
@@ -108,7 +111,8 @@ class Candidate:
             "auth": "bearer token, internal collection, no audit",
             "audit": "anonymous, open collection, audit log",
         }
-        return f"hub with {self.name} ({does[self.name]})"
+        flushed = "" if self.fsync or not self.audit else " without fsync"
+        return f"hub with {self.name} ({does[self.name]}{flushed})"
 
 
 CANDIDATES = {c.name: c for c in (Candidate(), Candidate(audit=False), Candidate(auth=False))}
@@ -304,7 +308,7 @@ def serve_hubs(
         token = issuer.mint(sub="benchmark-user", azp="benchmark", roles=[READER_ROLE, MANAGER_ROLE])
         candidate_settings: dict[str, Any] = {
             "processing_activities": [ACTIVITY],
-            "audit": {"enabled": candidate.audit, "database_url": audit_url},
+            "audit": {"enabled": candidate.audit, "database_url": audit_url, "fsync": candidate.fsync},
         }
         if candidate.auth:
             candidate_settings["auth"] = issuer.auth_settings()
@@ -343,7 +347,11 @@ def _describe(candidate: Candidate, audit_database: str) -> dict[str, Any]:
     """The candidate's settings for the report, without loopback URLs that mean nothing later."""
     described: dict[str, Any] = {
         "does": candidate.name,
-        "audit": {"enabled": candidate.audit, "database": audit_database if candidate.audit else None},
+        "audit": {
+            "enabled": candidate.audit,
+            "database": audit_database if candidate.audit else None,
+            "fsync": candidate.fsync,
+        },
     }
     if candidate.auth:
         described |= {
@@ -500,6 +508,7 @@ def run_access_benchmark(
             sent = sum(sum(row.candidate.statuses.values()) + row.candidate.failed for row in rows)
             audit |= audit_verdict(logged_before, logged_feature_requests(hubs.audit_database), sent)
             audit["database"] = audit_database
+            audit["fsync"] = candidate.fsync
         settings = hubs.settings
     finished_at = datetime.now(UTC)
     worst = max(rows, key=lambda r: r.loss if not math.isnan(r.loss) else math.inf)
@@ -570,7 +579,8 @@ def summary_lines(report: dict[str, Any]) -> str:
     ]
     if audit["enabled"]:
         lines.append(
-            f"Audit log ({audit['database']}): {audit['records_added']} records for "
+            f"Audit log ({audit['database']}, fsync {'on' if audit['fsync'] else 'off'}): "
+            f"{audit['records_added']} records for "
             f"{audit['requests_sent']} requests: {'complete' if audit['complete'] else 'INCOMPLETE'}"
         )
     return "\n".join(lines)
@@ -603,20 +613,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="auth+audit",
         help="what the compared hub adds: both (the default), or one alone to see whose cost it is",
     )
+    parser.add_argument(
+        "--audit-fsync",
+        choices=["on", "off"],
+        default="on",
+        help="the candidate's audit.fsync: on (the default) waits for the disk, off for the database",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     args = parser.parse_args(argv)
+    candidate = replace(CANDIDATES[args.candidate], fsync=args.audit_fsync == "on")
     profile = ACCESS_PROFILES["quick" if args.quick else args.profile]
     command = " ".join([Path(sys.executable).name, "-m", "bench.access", *(argv or sys.argv[1:])])
     try:
         result = run_access_benchmark(
-            profile, load=args.load, audit_database=args.audit_database, candidate=CANDIDATES[args.candidate]
+            profile, load=args.load, audit_database=args.audit_database, candidate=candidate
         )
     except servers.ComponentError as exc:
         print(f"benchmark not run: {exc.component}: {exc.reason}", file=sys.stderr)
         return EXIT_COMPONENT
     report = result.report
     report["command"] = command
-    print(table(result.rows, CANDIDATES[args.candidate]))
+    print(table(result.rows, candidate))
     print(summary_lines(report))
     stamp = report["started"].replace(":", "").replace("-", "")
     path = write_json(report, args.results, stamp, kind="access")
