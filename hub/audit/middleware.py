@@ -117,8 +117,9 @@ class AuditMiddleware:
         trace_token = TRACE_HEADERS.set(onward)
         try:
             await self.app(scope, receive, audited_send)
-        except BaseException:
+        except Exception:
             # Starlette answers an unhandled error (500) outside every user middleware: log it here
+            # (a cancelled request sent nothing and is no error of the hub's)
             if not started and is_processing(scope["method"], scope["path"], 500, processing):
                 try:
                     await self.trail.log(processing, 500, _route_name(scope))
