@@ -70,21 +70,21 @@ def to_millis(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
-def _canonical_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return to_millis(value).isoformat(timespec="milliseconds")
-    return value
+# One encoder for every digest: json.dumps builds a new one per call when given options.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_RECORD_TIMES = ("start_time", "end_time")
+
+
+def _iso(moment: datetime) -> str:
+    # isoformat cuts (never rounds) to milliseconds, exactly as to_millis does
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def digest(content: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of ``content`` (sorted keys, no spaces, UTF-8)."""
-    text = json.dumps(
-        {key: _canonical_value(value) for key, value in content.items()},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """SHA-256 of the canonical JSON of ``content`` (sorted keys, no spaces, UTF-8, times as
+    RFC 3339 UTC with milliseconds)."""
+    canonical = {key: _iso(value) if isinstance(value, datetime) else value for key, value in content.items()}
+    return hashlib.sha256(_ENCODER.encode(canonical).encode("utf-8")).hexdigest()
 
 
 def link(previous: str, content_hash: str) -> str:
@@ -94,9 +94,12 @@ def link(previous: str, content_hash: str) -> str:
 
 def record_hash(record: Mapping[str, Any], caller_hash: str | None) -> str:
     """The content hash of a record (a mapping with at least :data:`RECORD_FIELDS`)."""
+    # the hot path of every append and of verify: times converted by name, not by type test
     content = {name: record[name] for name in RECORD_FIELDS}
+    for name in _RECORD_TIMES:
+        content[name] = _iso(content[name])
     content["caller"] = caller_hash
-    return digest(content)
+    return hashlib.sha256(_ENCODER.encode(content).encode("utf-8")).hexdigest()
 
 
 def caller_hash(subject: str | None, issuer: str | None, client: str | None, roles: Iterable[str]) -> str:
