@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pygeoapi import l10n as pygeoapi_l10n
 from pygeoapi.api import API
 from pygeoapi.openapi import get_oas
 
@@ -35,6 +36,18 @@ OGC_PREFIX = "/ogc/v1"
 
 # pygeoapi's API constructor mutates module globals; never let two run at once.
 _BUILD_LOCK = threading.Lock()
+
+
+class _NoTranslatedConfigCache(dict[Any, Any]):
+    """Stands in for pygeoapi's cache of the translated configuration (``l10n._cfg_cache``).
+
+    That cache keeps one configuration per locale, the first one that rendered HTML, while the hub
+    has many (a generation per catalogue change, a view per caller's access): pages would be
+    rendered from another configuration, and a collection registered later answered 500.
+    """
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +267,8 @@ class OgcEngine:
             for cid, binding in bindings.items()
         }
         with _BUILD_LOCK:
+            if not isinstance(pygeoapi_l10n._cfg_cache, _NoTranslatedConfigCache):
+                pygeoapi_l10n._cfg_cache = _NoTranslatedConfigCache()
             openapi = self_contained(get_oas(config, fail_on_invalid_collection=False), config, OGC_PREFIX)
             api = API(config, openapi)
         LOG.info("OGC engine rebuilt with %d collection(s)", len(bindings))
