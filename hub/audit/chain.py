@@ -66,8 +66,9 @@ DECLARATION_FIELDS = (
 
 def to_millis(moment: datetime) -> datetime:
     """The instant in UTC, cut to whole milliseconds (what the log keeps, and what round-trips)."""
-    moment = moment.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
 
 
 # One encoder for every digest: json.dumps builds a new one per call when given options.

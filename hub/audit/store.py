@@ -67,11 +67,13 @@ class RecordDraft:
 
     def values(self) -> dict[str, Any]:
         """The columns this draft fills, times cut to milliseconds."""
-        own = (name for name in hashes.RECORD_FIELDS if name not in ("id", "caller_id"))
-        values = {name: getattr(self, name) for name in own}
+        values = {name: getattr(self, name) for name in _DRAFT_FIELDS}
         values["start_time"] = hashes.to_millis(self.start_time)
         values["end_time"] = hashes.to_millis(self.end_time)
         return values
+
+
+_DRAFT_FIELDS = tuple(name for name in hashes.RECORD_FIELDS if name not in ("id", "caller_id"))
 
 
 @dataclass(frozen=True, slots=True)
