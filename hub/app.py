@@ -249,7 +249,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(catalog.router, prefix="/api/v1", dependencies=[declared])
     app.include_router(openapi.router, prefix="/api/v1", dependencies=[declared])
     app.include_router(records.router, prefix=RECORDS_PREFIX, include_in_schema=False)
-    app.include_router(audit_api.router, prefix="/api/v1", dependencies=[Depends(require_steward)])
+    app.include_router(
+        audit_api.router,
+        prefix="/api/v1",
+        dependencies=[Depends(require_steward)],
+        responses=openapi.STEWARD_RESPONSES,
+    )
     return app
 
 
