@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -28,6 +27,7 @@ from hub.auth.tokens import TokenValidator
 from hub.catalogue.registration import SourceRegistration
 from hub.catalogue.store import CatalogueStore
 from hub.context import HubContext
+from hub.cors import ProblemCORSMiddleware
 from hub.errors import PROBLEM_JSON, BadRequest, HubError, InvalidRegistration, error_for_status
 from hub.features.service import FeatureService
 from hub.methods import allowed_methods
@@ -112,7 +112,10 @@ class ApiVersionHeader:
 
         async def send_with_version(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"api-version", API_VERSION.encode())]
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"api-version" for name, _ in headers):
+                    headers.append((b"api-version", API_VERSION.encode()))
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_version)
@@ -177,11 +180,10 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
 
-    app.add_middleware(ApiVersionHeader)
     if settings.cors.allow_origins:
         # Browser viewers send bearer tokens; they must read the headers that carry meaning.
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.cors.allow_origins,
             allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Accept", "Accept-Language", "Content-Type", "traceparent"],
@@ -196,6 +198,8 @@ def create_app(settings: Settings) -> FastAPI:
             max_age=settings.cors.max_age,
         )
 
+    # outside the others, so that what they answer themselves (CORS preflights) carries it too
+    app.add_middleware(ApiVersionHeader)
     # Outermost, so that refusals made anywhere inside are logged too: keep it the last one added.
     app.add_middleware(AuditMiddleware, trail=trail)
     app.state.audit_trail = trail

@@ -265,6 +265,27 @@ async def test_an_unexpected_error_is_a_problem_with_the_api_version(tmp_path: P
     assert "a bug" not in response.text and body["detail"]
 
 
+async def test_cors_answers_carry_the_api_version_and_refusals_are_problems(tmp_path: Path) -> None:
+    """Browser preflights are answered by the CORS middleware itself, before any route."""
+    viewer = "https://viewer.example.org"
+    app: FastAPI = create_app(hub_settings(tmp_path, [], cors={"allow_origins": [viewer]}))
+    preflight = {"Access-Control-Request-Method": "GET"}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            allowed = await client.options("/ogc/v1/collections", headers={"Origin": viewer, **preflight})
+            refused = await client.options(
+                "/ogc/v1/collections", headers={"Origin": "https://elsewhere.example.org", **preflight}
+            )
+            simple = await client.get("/ogc/v1/collections", headers={"Origin": viewer})
+    assert allowed.status_code == 200 and allowed.headers["Access-Control-Allow-Origin"] == viewer
+    assert problem(refused, 400)["detail"].startswith("Disallowed CORS origin")
+    assert "Access-Control-Allow-Origin" not in refused.headers
+    assert simple.status_code == 200 and simple.headers["Access-Control-Allow-Origin"] == viewer
+    for response in (allowed, refused, simple):
+        assert response.headers.get_list("API-Version") == [API_VERSION]
+
+
 @pytest.mark.parametrize("api", APIS, ids=[api.name for api in APIS])
 def test_a_trailing_slash_is_a_404_never_a_redirect(
     hub: str, documents: dict[str, dict[str, Any]], api: HubApi
