@@ -272,6 +272,14 @@ class Hubs:
         """The collection's URL on ``hub``."""
         return f"{hub.base_url}{OGC_PREFIX}/collections/{COLLECTION}"
 
+    def urls(self, query: AccessQuery) -> tuple[str, str]:
+        """The query's URL on the open hub and on the candidate."""
+        baseline = self.collection_url(self.baseline) + query.path
+        candidate = self.collection_url(self.candidate) + query.path
+        if query.purpose:
+            candidate += f"&purpose={ACTIVITY['id']}"
+        return baseline, candidate
+
     @property
     def authorization(self) -> dict[str, str]:
         """The candidate's request header (none when it validates no tokens)."""
@@ -436,10 +444,7 @@ async def _measure(
         try:
             for query in queries(hubs.item_id, hubs.does):
                 started = time.monotonic()
-                baseline_url = hubs.collection_url(hubs.baseline) + query.path
-                candidate_url = hubs.collection_url(hubs.candidate) + query.path
-                if query.purpose:
-                    candidate_url += f"&purpose={ACTIVITY['id']}"
+                baseline_url, candidate_url = hubs.urls(query)
                 baseline, candidate = await compare(
                     (baseline_url, candidate_url),
                     profile,

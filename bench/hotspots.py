@@ -5,6 +5,9 @@ servers, loads one hub URL at a time with 8 concurrent clients while py-spy samp
 process, and prints per layer its share of the busy samples and what that is in CPU ms per
 request (the share times the hub's CPU time per request read from /proc). The raw stacks are
 kept under bench/results/ in the collapsed format that speedscope and flamegraph.pl read.
+
+``--access auth+audit`` (or ``auth``, ``audit``) profiles the two hubs of ``bench.access``
+instead, the open one and the one with tokens and the audit log, one after the other.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from bench import servers
+from bench import access, servers
 from bench.load import LoadGenerator, Measurement, load_generator, process_cpu_seconds
 from bench.run import RESULTS_DIR, serve
 from bench.scenarios import SCENARIOS, Comparison, Query
@@ -42,9 +47,18 @@ IDLE_FRAMES = (
     "select (selectors.py",
 )
 
+# The audit log's writer thread calls the database driver too: its samples, and the hand-over
+# of a record to it, are the audit log's whatever they call.
+AUDIT_WRITER: tuple[str, tuple[str, ...]] = (
+    "audit log: hand-over to the writer thread, its transactions",
+    ("(hub/audit/writer.py",),
+)
+
 # A sample belongs to the layer of its innermost frame that any layer claims; among layers
 # claiming the same frame, the first listed wins.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("auth: token validation", ("(hub/auth/tokens.py", "joserfc/", "cryptography/")),
+    ("audit log: records, hashes, middleware", ("(hub/audit/",)),
     ("hub: CRS transform of the output", ("(hub/features/crs.py",)),
     ("pygeoapi: JSON encoding of the response", ("to_json (pygeoapi/util.py",)),
     ("pygeoapi: CRS objects built per request", ("(pygeoapi/crs.py",)),
@@ -89,6 +103,9 @@ def layer_of(stack: str) -> str | None:
     frames = stack.split(";")
     if frames[-1].startswith(IDLE_FRAMES):
         return None
+    name, markers = AUDIT_WRITER
+    if any(marker in frame for frame in frames for marker in markers):
+        return name
     for frame in reversed(frames):
         for name, markers in LAYERS:
             if any(marker in frame for marker in markers):
@@ -136,15 +153,34 @@ def profile_query(
     """Sample the hub while it answers ``query``; return the report as text."""
     hub = comparison.candidate
     name = f"{comparison.scenario}-{comparison.dataset.key}-{query.name}".replace("=", "")
+    title = f"[{comparison.scenario}] {comparison.dataset.key} {query.name}"
+    assert hub.pid is not None
+    return profile_url(title, name, hub.pid, hub.url(query), {}, seconds, concurrency, load, out)
+
+
+def profile_url(
+    title: str,
+    name: str,
+    pid: int,
+    url: str,
+    headers: dict[str, str],
+    seconds: float,
+    concurrency: int,
+    load: str,
+    out: Path,
+) -> str:
+    """Sample the hub process ``pid`` while it answers ``url`` (sent with ``headers``); the
+    report as text, the raw stacks in ``out/<name>.txt``."""
     raw = out / f"{name}.txt"
     spy = subprocess.Popen(
-        [_py_spy(), "record", "--pid", str(hub.pid), "--rate", str(RATE), "--duration", str(int(seconds)),
+        [_py_spy(), "record", "--pid", str(pid), "--rate", str(RATE), "--duration", str(int(seconds)),
          "--nonblocking", "--gil", "--format", "raw", "--output", str(raw)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    cpu_before = process_cpu_seconds(hub.pid)
-    measured = asyncio.run(_load(load_generator(load, concurrency), hub.url(query), seconds, concurrency))
-    cpu_after = process_cpu_seconds(hub.pid)
+    cpu_before = process_cpu_seconds(pid)
+    generator = load_generator(load, concurrency, {urlsplit(url).netloc: headers})
+    measured = asyncio.run(_load(generator, url, seconds, concurrency))
+    cpu_after = process_cpu_seconds(pid)
     _, err = spy.communicate(timeout=seconds + 60)
     if spy.returncode != 0 or not raw.exists():
         raise servers.ComponentError("py-spy", err.decode(errors="replace")[-500:])
@@ -153,7 +189,7 @@ def profile_query(
     counts = layers(raw)
     busy = sum(counts.values()) or 1
     lines = [
-        f"[{comparison.scenario}] {comparison.dataset.key} {query.name}: {hub.url(query)}",
+        f"{title}: {url}",
         f"  {requests} requests, {measured.throughput_rps:.0f}/s, all 200: {measured.all_ok}; "
         + (f"hub CPU {cpu_ms:.2f} ms/request" if cpu_ms is not None else "hub CPU unknown"),
         f"  {'share':>6} {'ms/req':>7}  layer",
@@ -167,6 +203,31 @@ def profile_query(
     return "\n".join(lines)
 
 
+def _profile_access(
+    candidate: access.Candidate, wanted: set[str], args: argparse.Namespace, out: Path
+) -> None:
+    """Profile both hubs of the access benchmark on each wanted query, the open one first."""
+    with access.serve_hubs(progress=lambda m: print(m, file=sys.stderr), candidate=candidate) as hubs:
+        for query in access.queries(hubs.item_id, candidate):
+            if query.name not in wanted:
+                continue
+            sides = zip(
+                ("open", candidate.name),
+                (hubs.baseline, hubs.candidate),
+                hubs.urls(query),
+                ({}, hubs.authorization),
+                strict=True,
+            )
+            for side, hub, url, headers in sides:
+                name = f"access-{side}-{query.name}".replace("=", "").replace(" ", "-").replace("+", "-")
+                title = f"[access] {'open hub' if side == 'open' else f'hub with {side}'} {query.name}"
+                report = profile_url(
+                    title, name, hub.process.pid, url, headers, args.seconds, args.concurrency, args.load, out
+                )
+                print(report)
+                print(flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m bench.hotspots", description=__doc__.splitlines()[0])
@@ -174,9 +235,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--query",
         action="append",
-        choices=["limit=10", "limit=100", "limit=1000", "bbox", "item"],
-        help="repeatable; default: limit=100",
+        choices=["limit=10", "limit=100", "limit=1000", "bbox", "item", "limit=100 purpose"],
+        help="repeatable; default: limit=100 ('limit=100 purpose' with --access only)",
     )
+    parser.add_argument(
+        "--access",
+        choices=sorted(access.CANDIDATES),
+        help="profile the open hub and this candidate of bench.access instead of the scenarios",
+    )
+    parser.add_argument("--audit-fsync", choices=["on", "off"], default="on", help="with --access")
     parser.add_argument("--seconds", type=float, default=15.0, help="sampling time per query")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--load", choices=["auto", "hey", "httpx"], default="auto")
@@ -187,6 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         _py_spy()
+        if args.access:
+            candidate = replace(access.CANDIDATES[args.access], fsync=args.audit_fsync == "on")
+            _profile_access(candidate, wanted, args, out)
+            return 0
         with serve(tuple(args.scenario or SCENARIOS)) as plan:
             for comparison in plan:
                 for query in comparison.queries:
