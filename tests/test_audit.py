@@ -6,6 +6,7 @@ subject). The tests read the audit database directly and through the stewards' r
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -537,3 +538,33 @@ async def test_an_unknown_default_activity_stops_the_start(tmp_path: Path) -> No
     with pytest.raises(ConfigurationError, match="typo"):
         await trail.start()
     assert trail.writer is None
+
+
+def test_a_hub_on_postgresql_logs_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    from tests.fixtures.postgis import PostgisServer
+
+    server: PostgisServer = request.getfixturevalue("postgis_server")
+    url = server.create_database("audit_hub")
+    monkeypatch.setenv("HUB_AUDIT_PSEUDONYM_KEY", KEY)
+    with serve_hub(hub_settings(tmp_path, sources(tmp_path), database_url=url)) as base:
+        wait_until_served(base, "percelen")
+
+        async def burst() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                return list(
+                    await asyncio.gather(*(client.get(ITEMS, params={"limit": 3}) for _ in range(40)))
+                )
+
+        responses = asyncio.run(burst())
+        assert {r.status_code for r in responses} == {200}
+        trace_id = traceparent(responses[0])[0]
+        read = steward().get(f"{base}/api/v1/audit/records", params={"traceId": trace_id})
+        assert read.status_code == 200, read.text
+        assert read.json()["records"][0]["attributes"]["hub.result_count"] == 3
+    with AuditStore.open(url) as store:
+        found = verify(store)
+        assert found.intact, found.problems
+        traces = {traceparent(r)[0] for r in responses}
+        assert all(store.count(trace_id=t, kind="request") == 1 for t in traces)
