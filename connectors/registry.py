@@ -14,6 +14,9 @@ BUILTIN_CONNECTORS: dict[str, str] = {
     "ogcapi-features": "connectors.ogcapi_features.OgcApiFeaturesConnector",
     "sensorthings": "connectors.sensorthings.SensorThingsConnector",
     "hub": "connectors.hub.HubConnector",
+    # virtual collections made of other hub collections; they need the hub, so they live there
+    "linked": "hub.composite.linked.LinkedConnector",
+    "union": "hub.composite.union.UnionConnector",
     "postgis": "connectors.postgis.PostgisConnector",
     "wfs": "connectors.wfs.WfsConnector",
 }

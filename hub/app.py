@@ -30,6 +30,7 @@ from hub.context import HubContext
 from hub.cors import ProblemCORSMiddleware
 from hub.errors import PROBLEM_JSON, BadRequest, HubError, InvalidRegistration, error_for_status
 from hub.features.service import FeatureService
+from hub.features.warnings import WarningHeaders
 from hub.methods import allowed_methods
 from hub.ogc.engine import OGC_PREFIX, OgcEngine
 from hub.ogc.routes import build_router
@@ -142,8 +143,8 @@ def create_app(settings: Settings) -> FastAPI:
             httpx.AsyncClient(follow_redirects=False, headers=user_agent) as operator_http,
         ):
             base_dir = settings.config_file.parent if settings.config_file else None
-            registry = SourceRegistry(http, base_dir=base_dir)
             service = FeatureService(max_scan_features=settings.server.max_scan_features)
+            registry = SourceRegistry(http, base_dir=base_dir, service=service)
             engine = OgcEngine(settings, registry, service)
             tokens = TokenValidator(settings.auth, operator_http) if settings.auth else None
             context = HubContext(settings, http, store, registry, service, engine, tokens)
@@ -194,12 +195,14 @@ def create_app(settings: Settings) -> FastAPI:
                 "Location",
                 "WWW-Authenticate",
                 "traceparent",
+                "Warning",
             ],
             max_age=settings.cors.max_age,
         )
 
     # outside the others, so that what they answer themselves (CORS preflights) carries it too
     app.add_middleware(ApiVersionHeader)
+    app.add_middleware(WarningHeaders)
     # Outermost, so that refusals made anywhere inside are logged too: keep it the last one added.
     app.add_middleware(AuditMiddleware, trail=trail)
     app.state.audit_trail = trail

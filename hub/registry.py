@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import httpx
 from pydantic import ValidationError
@@ -26,6 +26,9 @@ from connectors.errors import ConnectorError
 from connectors.registry import connector_class
 from hub.catalogue.registration import SourceRegistration
 from hub.errors import Conflict, HubError, InvalidRegistration, NotFound
+
+if TYPE_CHECKING:
+    from hub.features.service import FeatureService
 
 LOG = logging.getLogger(__name__)
 
@@ -130,6 +133,15 @@ class PreparedSource:
 Listener = Callable[[], Awaitable[None]]
 
 
+@runtime_checkable
+class BuiltFromCollections(Protocol):
+    """A connector whose source is other hub collections (linked and union collections)."""
+
+    def attach(self, registry: SourceRegistry, registration: SourceRegistration) -> None:
+        """Receive the registry its members are served by, and its own registration."""
+        ...
+
+
 def collection_ids(registration: SourceRegistration, upstream_ids: list[str]) -> dict[str, str]:
     """Hub collection id per upstream id: explicit, ``<source>`` alone, or ``<source>-<id>``."""
     explicit = {spec.upstream: spec.id for spec in registration.collections or () if spec.id}
@@ -149,14 +161,28 @@ def _slug(text: str) -> str:
 class SourceRegistry:
     """Connectors and collections of the running hub, changed at run time without restart."""
 
-    def __init__(self, http: httpx.AsyncClient, *, base_dir: Path | None = None):
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_dir: Path | None = None,
+        service: FeatureService | None = None,
+    ):
         self._http = http
         self._base_dir = base_dir
+        self._service = service
         self._sources: dict[str, LiveSource] = {}
         self._collections: dict[str, CollectionBinding] = {}
         self._listeners: list[Listener] = []
         self._lock = asyncio.Lock()
         self._unservable: dict[str, tuple[SourceRegistration, str]] = {}
+
+    @property
+    def service(self) -> FeatureService:
+        """The feature service through which linked and union collections query their members."""
+        if self._service is None:
+            raise RuntimeError("this registry was built without a feature service")
+        return self._service
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` after every change of the served collections."""
@@ -197,7 +223,10 @@ class SourceRegistry:
             raise InvalidRegistration(
                 f"connection settings for connector {registration.connector!r}: {problems}"
             ) from exc
-        return cls(settings, source_id=registration.id, http=self._http)
+        connector = cls(settings, source_id=registration.id, http=self._http)
+        if isinstance(connector, BuiltFromCollections):
+            connector.attach(self, registration)
+        return connector
 
     async def _check_network(self, registration: SourceRegistration, connector: Connector) -> None:
         """Refuse a registration whose source sits at an address the hub may not reach.

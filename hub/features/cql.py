@@ -89,6 +89,20 @@ def _json_bbox_in_order(node: Any) -> Any:
     return node
 
 
+def rename_attributes(node: ast.Node, rename: Callable[[str], str]) -> ast.Node:
+    """The expression with every property name passed through ``rename`` (the tree is copied)."""
+
+    def leaf(child: Any) -> Any:
+        if isinstance(child, ast.Attribute):
+            return ast.Attribute(rename(child.name))
+        if isinstance(child, ast.Not):  # not a dataclass: _rebuild does not descend into it
+            return ast.Not(rename_attributes(child.sub_node, rename))
+        return child
+
+    renamed: ast.Node = _rebuild(node, leaf)
+    return renamed
+
+
 def transform_literals(node: ast.Node, source: str, target: str) -> ast.Node:
     """The expression with its spatial literals moved from ``source`` to ``target`` CRS."""
     moved: ast.Node = reproject_literals(node, source, target)

@@ -45,6 +45,11 @@ class FeatureService:
     def __init__(self, *, max_scan_features: int):
         self._max_scan = max_scan_features
 
+    @property
+    def max_scan_features(self) -> int:
+        """Most features read from a source to answer one query in the hub."""
+        return self._max_scan
+
     async def items(self, binding: CollectionBinding, request: ItemsRequest) -> ItemsResult:
         """One page of features answering ``request``."""
         timeout = binding.source.connector.settings.timeout

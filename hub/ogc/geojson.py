@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from connectors.base import Feature
 from hub.features.service import ItemsResult
+from hub.features.warnings import current_warnings
 
 GEOJSON = "application/geo+json"
 _ALTERNATES = (
@@ -115,6 +116,7 @@ def items_document(
         document["numberMatched"] = result.number_matched
     document["links"] = links
     document["timeStamp"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    _add_warnings(document)
     return document
 
 
@@ -133,4 +135,13 @@ def item_document(feature: Feature, *, root_url: str, collection_url: str, title
         for f, media, text in _ALTERNATES
     ]
     links.append({"rel": "collection", "type": "application/json", "title": title, "href": collection_url})
-    return {**feature, "links": [*feature.get("links", []), *links]}
+    document = {**feature, "links": [*feature.get("links", []), *links]}
+    _add_warnings(document)
+    return document
+
+
+def _add_warnings(document: dict[str, Any]) -> None:
+    """A partial answer says so in the document too (a foreign member), not only in headers."""
+    warnings = current_warnings()
+    if warnings:
+        document["warnings"] = [warning.as_json() for warning in warnings]

@@ -1,0 +1,655 @@
+"""Linked and union collections through a running hub, over real data.
+
+The members are real sources behind real connectors:
+
+- ``bag-delft``: BAG panden of Delft in a GeoPackage (``file`` connector), with the bare
+  16-digit ``identificatie`` PDOK's BAG API serves. The shared kit has no 2D BAG extract of
+  Delft, so the test builds it from the BAG registration attributes and footprints that the
+  3D BAG carries for its 159 Delft buildings (``delft_3dbag.city.jsonl``).
+- ``bag-doesburg``: the current versions of the panden in the official BAG extract of gemeente
+  0221 Doesburg (LV XML), as a GeoPackage: a second municipality for the union.
+- ``bag3d`` and ``bag3d-b``: the 3D BAG API emulator (``tests/fixtures/threedbag.py``) over the
+  same Delft file, each behind a switch that adds latency or answers 503, with
+  ``NL.IMBAG.Pand.``-prefixed ids.
+- ``monumenten``: a PostGIS table made here from real Delft pand ids, some written bare, some
+  prefixed, with made-up monument attributes.
+
+Expected values are read from the data files independently, or asked of each member alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pyogrio.raw
+import pytest
+import shapely
+
+from tests.cityjson_reference import CURRENT_JSONL, lod0_rings, read_sequence
+from tests.fixtures.hub import hub_settings, require_shared, serve_hub, wait_until_served
+from tests.fixtures.loopback import serve
+from tests.fixtures.oidc import steward
+from tests.fixtures.postgis import PostgisServer
+from tests.fixtures.threedbag import ThreeDBagEmulator
+
+DOESBURG_PND = "bag/lvbag_extract_0221_doesburg/0221PND15092020-000001.xml"
+RD = "http://www.opengis.net/def/crs/EPSG/0/28992"
+PREFIX = "NL.IMBAG.Pand."
+TIMEOUT = 60.0
+
+# Monuments made up for the test, on real Delft pand ids: (index in the file, id form, category).
+MONUMENTS = [(3, "bare", "rijksmonument"), (10, "prefixed", "gemeentelijk monument"),
+             (25, "bare", "gemeentelijk monument"), (60, "prefixed", "rijksmonument"),
+             (90, "bare", "rijksmonument"), (140, "prefixed", "rijksmonument")]  # fmt: skip
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delft:
+    """The Delft buildings as the test reads them from the 3D BAG file."""
+
+    ids: list[str]
+    """Bare 16-digit pand ids, in file order."""
+    attributes: dict[str, dict[str, Any]]
+    footprints: dict[str, shapely.Polygon]
+
+
+@pytest.fixture(scope="module")
+def delft() -> Delft:
+    """The 159 Delft buildings of the 3D BAG file: ids, attributes and LoD 0 footprints (RD)."""
+    require_shared()
+    header, features = read_sequence(CURRENT_JSONL)
+    ids, attributes, footprints = [], {}, {}
+    for feature in features:
+        objects = feature["CityObjects"]
+        pand = objects[feature["id"]]["attributes"]["identificatie"].removeprefix(PREFIX)
+        rings = lod0_rings(objects, feature["id"], feature["vertices"], header["transform"])
+        assert rings is not None
+        ids.append(pand)
+        attributes[pand] = objects[feature["id"]]["attributes"]
+        footprints[pand] = shapely.Polygon(rings[0], rings[1:])
+    return Delft(ids, attributes, footprints)
+
+
+def _write_panden(path: Path, rows: list[dict[str, Any]]) -> None:
+    fields = ["identificatie", "bouwjaar", "status", "documentdatum", "documentnummer"]
+    pyogrio.raw.write(
+        path,
+        shapely.to_wkb([row["geometry"] for row in rows]),
+        [np.array([row[f] for row in rows], dtype=np.int32 if f == "bouwjaar" else object) for f in fields],
+        fields,
+        layer="pand",
+        driver="GPKG",
+        geometry_type="Polygon",
+        crs="EPSG:28992",
+    )
+
+
+@pytest.fixture(scope="module")
+def delft_gpkg(delft: Delft, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Delft's BAG panden as PDOK serves them: bare ids, the BAG's own attributes, footprints."""
+    rows = [
+        {
+            "identificatie": pand,
+            "bouwjaar": delft.attributes[pand]["oorspronkelijkbouwjaar"],
+            "status": delft.attributes[pand]["status"],
+            "documentdatum": delft.attributes[pand]["documentdatum"],
+            "documentnummer": delft.attributes[pand]["documentnummer"],
+            "geometry": delft.footprints[pand],
+        }
+        for pand in delft.ids
+    ]
+    path = tmp_path_factory.mktemp("delft") / "bag-delft.gpkg"
+    _write_panden(path, rows)
+    return path
+
+
+def doesburg_panden() -> list[dict[str, Any]]:
+    """The panden of the Doesburg BAG extract in their current version (no end of validity)."""
+    data = require_shared()
+    ns = {"o": "www.kadaster.nl/schemas/lvbag/imbag/objecten/v20200601",
+          "h": "www.kadaster.nl/schemas/lvbag/imbag/historie/v20200601",
+          "gml": "http://www.opengis.net/gml/3.2"}  # fmt: skip
+    rows = []
+    for pand in ET.parse(data / DOESBURG_PND).getroot().iter(f"{{{ns['o']}}}Pand"):
+        if pand.find(".//h:eindGeldigheid", ns) is not None:
+            continue
+        numbers = [float(v) for v in pand.findtext(".//gml:posList", "", ns).split()]
+        ring = [(numbers[i], numbers[i + 1]) for i in range(0, len(numbers), 3)]  # x y z
+        rows.append(
+            {
+                "identificatie": pand.findtext("o:identificatie", "", ns),
+                "bouwjaar": int(pand.findtext("o:oorspronkelijkBouwjaar", "0", ns)),
+                "status": pand.findtext("o:status", "", ns),
+                "documentdatum": pand.findtext("o:documentdatum", "", ns),
+                "documentnummer": pand.findtext("o:documentnummer", "", ns),
+                "geometry": shapely.Polygon(ring),
+            }
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def doesburg_gpkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Doesburg's two panden."""
+    rows = doesburg_panden()
+    assert len(rows) == 2
+    path = tmp_path_factory.mktemp("doesburg") / "bag-doesburg.gpkg"
+    _write_panden(path, rows)
+    return path
+
+
+def monument_rows(delft: Delft) -> list[dict[str, Any]]:
+    """The test's monuments: real pand ids in either form, made-up numbers, names and categories."""
+    rows = []
+    for number, (index, form, category) in enumerate(MONUMENTS, start=1):
+        pand = delft.ids[index]
+        rows.append(
+            {
+                "monumentnummer": 500000 + number,
+                "pand_id": pand if form == "bare" else f"{PREFIX}{pand}",
+                "naam": f"Monument {number}",
+                "categorie": category,
+                "point": delft.footprints[pand].representative_point(),
+            }
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def monuments_dsn(postgis_server: PostgisServer, delft: Delft) -> str:
+    """The monuments table in PostGIS."""
+    postgis_server.create_database("composite_monuments")
+    with postgis_server.connect("composite_monuments") as conn:
+        conn.execute(
+            "CREATE TABLE monumenten (monumentnummer integer PRIMARY KEY, pand_id text NOT NULL, "
+            "naam text, categorie text, geom geometry(Point, 28992))"
+        )
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO monumenten VALUES (%s, %s, %s, %s, ST_GeomFromWKB(%s, 28992))",
+                [
+                    (r["monumentnummer"], r["pand_id"], r["naam"], r["categorie"], shapely.to_wkb(r["point"]))
+                    for r in monument_rows(delft)
+                ],
+            )
+    return postgis_server.libpq_url("composite_monuments")
+
+
+# -- upstreams that can be slowed down or broken ---------------------------------------------
+
+
+@dataclass
+class Switch:
+    """What a switched upstream does to every request: wait, and perhaps answer an error."""
+
+    delay: float = 0.0
+    status: int | None = None
+
+    def reset(self) -> None:
+        """Back to a healthy, prompt upstream."""
+        self.delay, self.status = 0.0, None
+
+
+def switched(app: Any, switch: Switch) -> Any:
+    """``app`` behind ``switch``: the 3D BAG API over a slow or failing network."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            if switch.delay:
+                await asyncio.sleep(switch.delay)
+            if switch.status is not None:
+                body = b'{"code": 503, "name": "Service Unavailable", "description": "maintenance"}'
+                headers = [(b"content-type", b"application/json")]
+                await send({"type": "http.response.start", "status": switch.status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One emulated 3D BAG API, its switch and its request log."""
+
+    url: str
+    switch: Switch
+    emulator: ThreeDBagEmulator
+
+
+@pytest.fixture(scope="module")
+def threedbag() -> Iterator[tuple[Upstream, Upstream]]:
+    """Two emulated 3D BAG APIs over the Delft file, each with its own switch."""
+    require_shared()
+    with ExitStack() as stack:
+        upstreams = []
+        for _ in range(2):
+            emulator, switch = ThreeDBagEmulator(CURRENT_JSONL), Switch()
+            url = stack.enter_context(serve(switched(emulator.app(), switch)))
+            upstreams.append(Upstream(url, switch, emulator))
+        yield upstreams[0], upstreams[1]
+
+
+# -- the hub -----------------------------------------------------------------------------------
+
+OPEN = {"classification": "open"}
+
+
+def gebouwen(source_id: str, on_member_error: str, *extra: dict[str, Any]) -> dict[str, Any]:
+    """A linked collection: BAG panden + 3D BAG + monuments, on the pand id."""
+    return {
+        **OPEN,
+        "id": source_id,
+        "title": "Gebouwen Delft",
+        "connector": "linked",
+        "on_member_error": on_member_error,
+        "members": [
+            {"collection": "bag-delft", "name": "bag", "key": "identificatie"},
+            {"collection": "bag3d", "key": "id"},
+            {"collection": "monumenten", "name": "monument", "key": "pand_id"},
+            *extra,
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Hub:
+    """The running hub and its switched upstreams."""
+
+    url: str
+    bag3d: Upstream
+    bag3d_b: Upstream
+
+    def items(self, collection: str, **params: Any) -> httpx.Response:
+        """``GET /collections/{collection}/items``."""
+        return httpx.get(f"{self.url}/ogc/v1/collections/{collection}/items", params=params, timeout=TIMEOUT)
+
+    def all_features(self, collection: str, **params: Any) -> list[dict[str, Any]]:
+        """Every feature, read through by following ``next`` links."""
+        page = self.items(collection, limit=1000, **params).json()
+        features = list(page["features"])
+        while (link := next((x for x in page["links"] if x["rel"] == "next"), None)) is not None:
+            page = httpx.get(link["href"], timeout=TIMEOUT).json()
+            features += page["features"]
+        return features
+
+
+@pytest.fixture(scope="module")
+def hub(
+    tmp_path_factory: pytest.TempPathFactory,
+    delft_gpkg: Path,
+    doesburg_gpkg: Path,
+    monuments_dsn: str,
+    threedbag: tuple[Upstream, Upstream],
+) -> Iterator[Hub]:
+    """A hub serving the members and the linked and union collections over them."""
+    first, second = threedbag
+    sources = [
+        {**OPEN, "id": "bag-delft", "title": "BAG panden Delft", "connector": "file",
+         "path": str(delft_gpkg)},
+        {**OPEN, "id": "bag-doesburg", "title": "BAG panden Doesburg", "connector": "file",
+         "path": str(doesburg_gpkg)},
+        {**OPEN, "id": "bag3d", "title": "3D BAG", "connector": "3dbag", "url": first.url, "timeout": 3},
+        {**OPEN, "id": "bag3d-b", "title": "3D BAG (mirror)", "connector": "3dbag", "url": second.url,
+         "timeout": 5},
+        {**OPEN, "id": "monumenten", "title": "Monumenten Delft", "connector": "postgis",
+         "dsn": monuments_dsn, "table": "monumenten"},
+        gebouwen("gebouwen", "partial"),
+        gebouwen("gebouwen-strikt", "error"),
+        {**OPEN, "id": "gebouwen-dubbel", "title": "Gebouwen, twee 3D BAG's", "connector": "linked",
+         "members": [{"collection": "bag-delft", "name": "bag", "key": "identificatie"},
+                     {"collection": "bag3d", "name": "a", "key": "id"},
+                     {"collection": "bag3d-b", "name": "b", "key": "identificatie"}]},
+        {**OPEN, "id": "panden", "title": "BAG panden van twee gemeenten", "connector": "union",
+         "member_property": "gemeente",
+         "members": [{"collection": "bag-delft", "name": "delft"},
+                     {"collection": "bag-doesburg", "name": "doesburg"}]},
+    ]  # fmt: skip
+    settings = hub_settings(tmp_path_factory.mktemp("composite-hub"), sources)
+    with serve_hub(settings) as base_url:
+        for collection in ("gebouwen", "gebouwen-strikt", "gebouwen-dubbel", "panden"):
+            wait_until_served(base_url, collection, timeout=60)
+        yield Hub(base_url, first, second)
+
+
+@pytest.fixture(autouse=True)
+def healthy_upstreams(threedbag: tuple[Upstream, Upstream]) -> Iterator[None]:
+    """Every test starts and ends with prompt, working 3D BAG APIs."""
+    for upstream in threedbag:
+        upstream.switch.reset()
+    yield
+    for upstream in threedbag:
+        upstream.switch.reset()
+
+
+def bag(feature: dict[str, Any]) -> str:
+    """A joined feature's bare pand id."""
+    return str(feature["properties"]["bag:identificatie"])
+
+
+# -- linked collections ------------------------------------------------------------------------
+
+
+def test_joined_properties_equal_what_each_member_answers_alone(hub: Hub, delft: Delft) -> None:
+    joined = hub.items("gebouwen", limit=40).json()
+    assert joined["numberMatched"] == len(delft.ids)
+    assert [bag(f) for f in joined["features"]] == delft.ids[:40]
+    monuments = {
+        f["properties"]["pand_id"].removeprefix(PREFIX): f["properties"]
+        for f in hub.items("monumenten", limit=100).json()["features"]
+    }
+    # a member's properties are all present, null where its feature has none (or no feature matches)
+    declared = httpx.get(f"{hub.url}/ogc/v1/collections/bag3d/queryables", timeout=TIMEOUT).json()[
+        "properties"
+    ]
+    for feature in joined["features"]:
+        pand = bag(feature)
+        alone = httpx.get(
+            f"{hub.url}/ogc/v1/collections/bag-delft/items/{feature['id']}", timeout=TIMEOUT
+        ).json()
+        assert feature["geometry"] == alone["geometry"]
+        model = httpx.get(f"{hub.url}/ogc/v1/collections/bag3d/items/{PREFIX}{pand}", timeout=TIMEOUT).json()
+        expected = {f"bag:{k}": v for k, v in alone["properties"].items()}
+        expected |= {f"bag3d:{k}": None for k in declared if k != "geometry"}
+        expected |= {f"bag3d:{k}": v for k, v in model["properties"].items()}
+        monument = monuments.get(pand)
+        expected |= {
+            f"monument:{k}": (monument or {}).get(k)
+            for k in ("monumentnummer", "pand_id", "naam", "categorie")
+        }
+        assert feature["properties"] == expected
+    # the 3D BAG's own height, as the file has it
+    first = joined["features"][0]
+    assert first["properties"]["bag3d:h_dak_max"] == pytest.approx(
+        delft.attributes[bag(first)]["b3_h_dak_max"]
+    )
+
+
+def test_ids_match_whether_written_bare_prefixed_or_as_numbers(hub: Hub, delft: Delft) -> None:
+    joined = {bag(f): f for f in hub.all_features("gebouwen")}
+    for number, (index, form, category) in enumerate(MONUMENTS, start=1):
+        feature = joined[delft.ids[index]]
+        assert feature["properties"]["monument:monumentnummer"] == 500000 + number, form
+        assert feature["properties"]["monument:categorie"] == category
+    # the primary's bare ids met the 3D BAG's prefixed ones
+    assert all(f["properties"]["bag3d:identificatie"] == PREFIX + pand for pand, f in joined.items())
+    # every other building has no monument, and says so with nulls
+    plain = [f for pand, f in joined.items() if pand not in {delft.ids[i] for i, _, _ in MONUMENTS}]
+    assert len(plain) == len(delft.ids) - len(MONUMENTS)
+    assert all(f["properties"]["monument:naam"] is None for f in plain)
+
+
+def test_members_are_asked_for_the_page_keys_only(hub: Hub, delft: Delft) -> None:
+    hub.bag3d.emulator.clear()
+    page = hub.items("gebouwen", limit=10, offset=20).json()
+    assert [bag(f) for f in page["features"]] == delft.ids[20:30]
+    sent = hub.bag3d.emulator.sent()
+    # one item request per key (the API cannot filter), never a listing of the 3D BAG
+    assert sorted(r.path.rsplit("/", 1)[1] for r in sent) == sorted(PREFIX + p for p in delft.ids[20:30])
+
+
+def test_pages_follow_the_primary_in_a_stable_order(hub: Hub, delft: Delft) -> None:
+    seen: list[str] = []
+    page = hub.items("gebouwen", limit=50).json()
+    while True:
+        seen += [bag(f) for f in page["features"]]
+        assert page["numberMatched"] == len(delft.ids)
+        link = next((x for x in page["links"] if x["rel"] == "next"), None)
+        if link is None:
+            break
+        page = httpx.get(link["href"], timeout=TIMEOUT).json()
+    assert seen == delft.ids
+
+
+def test_cql2_filter_on_a_secondary_member_property(hub: Hub, delft: Delft) -> None:
+    high = [p for p in delft.ids if delft.attributes[p]["b3_h_dak_max"] > 20]
+    assert 0 < len(high) < len(delft.ids)
+    page = hub.items("gebouwen", limit=1000, filter='"bag3d:h_dak_max" > 20').json()
+    assert [bag(f) for f in page["features"]] == high
+    assert page["numberMatched"] == len(high)
+    # CQL2 JSON, and paged
+    cql_json = '{"op": ">", "args": [{"property": "bag3d:h_dak_max"}, 20]}'
+    first = hub.items("gebouwen", limit=3, filter=cql_json, **{"filter-lang": "cql2-json"}).json()
+    assert [bag(f) for f in first["features"]] == high[:3]
+    second = hub.items("gebouwen", limit=3, offset=3, filter=cql_json, **{"filter-lang": "cql2-json"}).json()
+    assert [bag(f) for f in second["features"]] == high[3:6]
+
+
+def test_filters_mixing_members_and_on_the_monuments(hub: Hub, delft: Delft) -> None:
+    rijks = [delft.ids[i] for i, _, category in sorted(MONUMENTS) if category == "rijksmonument"]
+    page = hub.items("gebouwen", limit=100, filter="monument:categorie = 'rijksmonument'").json()
+    assert [bag(f) for f in page["features"]] == rijks
+    # a property of the primary and one of a secondary, and a property query parameter
+    mixed = [
+        p for p in delft.ids
+        if delft.attributes[p]["oorspronkelijkbouwjaar"] < 1950 and delft.attributes[p]["b3_h_dak_max"] > 15
+    ]  # fmt: skip
+    page = hub.items("gebouwen", limit=1000, filter='bag:bouwjaar < 1950 AND "bag3d:h_dak_max" > 15').json()
+    assert [bag(f) for f in page["features"]] == mixed
+    page = hub.items("gebouwen", limit=1000, **{"monument:categorie": "gemeentelijk monument"}).json()
+    assert {bag(f) for f in page["features"]} == {
+        delft.ids[i] for i, _, c in MONUMENTS if c != "rijksmonument"
+    }
+    # a term true for buildings without a monument cannot narrow the primary, and still holds
+    page = hub.items("gebouwen", limit=1000, filter="monument:naam IS NULL").json()
+    assert len(page["features"]) == len(delft.ids) - len(MONUMENTS)
+
+
+def test_sorting_on_a_secondary_member_property(hub: Hub, delft: Delft) -> None:
+    tallest = sorted(delft.ids, key=lambda p: -delft.attributes[p]["b3_h_dak_max"])[:5]
+    page = hub.items("gebouwen", limit=5, sortby="-bag3d:h_dak_max").json()
+    assert [bag(f) for f in page["features"]] == tallest
+    oldest = sorted(delft.ids, key=lambda p: delft.attributes[p]["oorspronkelijkbouwjaar"])[:5]
+    page = hub.items("gebouwen", limit=5, sortby="bag:bouwjaar").json()
+    assert [f["properties"]["bag:bouwjaar"] for f in page["features"]] == [
+        delft.attributes[p]["oorspronkelijkbouwjaar"] for p in oldest
+    ]
+
+
+def test_crs_and_bbox_like_any_collection(hub: Hub, delft: Delft) -> None:
+    response = hub.items("gebouwen", limit=5, crs="http://www.opengis.net/def/crs/EPSG/0/28992")
+    assert response.headers["Content-Crs"] == f"<{RD}>"
+    for feature in response.json()["features"]:
+        footprint = shapely.geometry.shape(feature["geometry"])
+        assert footprint.equals_exact(delft.footprints[bag(feature)], tolerance=0.001)
+    # a bbox in RD around a few buildings
+    target = delft.footprints[delft.ids[50]]
+    minx, miny, maxx, maxy = target.buffer(5).bounds
+    inside = [p for p in delft.ids if delft.footprints[p].intersects(shapely.box(minx, miny, maxx, maxy))]
+    page = hub.items("gebouwen", limit=100, bbox=f"{minx},{miny},{maxx},{maxy}", **{"bbox-crs": RD}).json()
+    assert sorted(bag(f) for f in page["features"]) == sorted(inside)
+
+
+def test_queryables_and_schema_name_each_property_s_member(hub: Hub) -> None:
+    queryables = httpx.get(f"{hub.url}/ogc/v1/collections/gebouwen/queryables", timeout=TIMEOUT).json()
+    names = set(queryables["properties"])
+    assert {"bag:identificatie", "bag:bouwjaar", "bag3d:h_dak_max", "monument:categorie"} <= names
+    assert not {name for name in names if name != "geometry" and ":" not in name}
+    assert queryables["properties"]["bag3d:h_dak_max"]["type"] == "number"
+    html = hub.items("gebouwen", limit=2, f="html")
+    assert html.status_code == 200 and "bag3d:h_dak_max" in html.text
+
+
+def test_item_by_id_is_joined(hub: Hub, delft: Delft) -> None:
+    first = hub.items("gebouwen", limit=1).json()["features"][0]
+    item = httpx.get(f"{hub.url}/ogc/v1/collections/gebouwen/items/{first['id']}", timeout=TIMEOUT).json()
+    assert item["properties"] == first["properties"]
+    missing = httpx.get(f"{hub.url}/ogc/v1/collections/gebouwen/items/999999", timeout=TIMEOUT)
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith(
+        "application/problem+json"
+    )
+
+
+# -- failing members -------------------------------------------------------------------------
+
+
+def test_a_failing_member_gives_a_partial_result_with_a_visible_warning(hub: Hub, delft: Delft) -> None:
+    hub.bag3d.switch.status = 503
+    response = hub.items("gebouwen", limit=5)
+    assert response.status_code == 200
+    warnings = response.headers.get_list("Warning")
+    assert len(warnings) == 1 and warnings[0].startswith('199 urban-twin-hub "partial result: member bag3d')
+    document = response.json()
+    assert [w["member"] for w in document["warnings"]] == ["bag3d"]
+    assert document["warnings"][0]["status"] == 502
+    for feature in document["features"]:
+        assert feature["properties"]["bag3d:h_dak_max"] is None
+        assert (
+            feature["properties"]["bag:bouwjaar"] == delft.attributes[bag(feature)]["oorspronkelijkbouwjaar"]
+        )
+    # the HTML view carries the header too
+    assert hub.items("gebouwen", limit=2, f="html").headers.get("Warning")
+    # a member that does not answer in time (its timeout is 3 s) is reported as such
+    hub.bag3d.switch.status, hub.bag3d.switch.delay = None, 5.0
+    slow = hub.items("gebouwen", limit=2).json()
+    assert slow["warnings"][0]["status"] == 504
+    hub.bag3d.switch.delay = 0.0
+    healthy = hub.items("gebouwen", limit=2)
+    assert "Warning" not in healthy.headers and "warnings" not in healthy.json()
+
+
+def test_a_failing_member_in_error_mode_answers_502_naming_it(hub: Hub) -> None:
+    hub.bag3d.switch.status = 503
+    response = hub.items("gebouwen-strikt", limit=5)
+    assert response.status_code == 502
+    problem = response.json()
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "member bag3d (bag3d)" in problem["detail"] and problem["source"] == "bag3d"
+    hub.bag3d.switch.status, hub.bag3d.switch.delay = None, 5.0
+    timeout = hub.items("gebouwen-strikt", limit=2)
+    assert timeout.status_code == 504 and "member bag3d" in timeout.json()["detail"]
+
+
+def test_members_are_queried_concurrently(hub: Hub) -> None:
+    delay = 1.0
+    hub.bag3d.switch.delay = hub.bag3d_b.switch.delay = delay
+    started = time.perf_counter()
+    assert hub.items("bag3d", limit=5).status_code == 200
+    alone = time.perf_counter() - started
+    started = time.perf_counter()
+    response = hub.items("gebouwen-dubbel", limit=5)
+    joined = time.perf_counter() - started
+    assert response.status_code == 200 and "warnings" not in response.json()
+    features = response.json()["features"]
+    assert all(f["properties"]["a:h_dak_max"] == f["properties"]["b:h_dak_max"] is not None for f in features)
+    # two slow members, five keys each: one after the other would take 2 s at least, key by
+    # key 10 s; concurrently about as long as the slowest member alone
+    assert alone >= delay and joined >= delay
+    assert joined < 1.6 * delay, f"joined {joined:.2f} s, the slowest member alone {alone:.2f} s"
+
+
+# -- union collections -----------------------------------------------------------------------
+
+
+def test_union_of_two_municipalities(hub: Hub, delft: Delft) -> None:
+    doesburg = doesburg_panden()
+    features = hub.all_features("panden")
+    assert len(features) == len(delft.ids) + len(doesburg)
+    assert [f["properties"]["identificatie"] for f in features] == delft.ids + [
+        r["identificatie"] for r in doesburg
+    ]
+    assert {f["properties"]["gemeente"] for f in features[: len(delft.ids)]} == {"delft"}
+    assert {f["properties"]["gemeente"] for f in features[len(delft.ids) :]} == {"doesburg"}
+    assert len({f["id"] for f in features}) == len(features)
+    assert all(f["id"].startswith(f["properties"]["gemeente"] + ":") for f in features)
+    # a page across the members' boundary
+    page = hub.items("panden", limit=5, offset=len(delft.ids) - 3).json()
+    assert [f["properties"]["gemeente"] for f in page["features"]] == ["delft"] * 3 + ["doesburg"] * 2
+    assert page["numberMatched"] == len(delft.ids) + 2
+    assert not any(link["rel"] == "next" for link in page["links"])
+    # the member property selects members; other properties go to every member
+    only = hub.items("panden", limit=100, gemeente="doesburg").json()
+    assert [f["properties"]["identificatie"] for f in only["features"]] == [
+        r["identificatie"] for r in doesburg
+    ]
+    old = hub.items("panden", limit=1000, filter="bouwjaar < 1600").json()
+    assert [f["properties"]["gemeente"] for f in old["features"]] == ["doesburg"]
+    # sorted across members
+    newest = hub.items("panden", limit=3, sortby="-bouwjaar").json()["features"]
+    years = sorted([*(delft.attributes[p]["oorspronkelijkbouwjaar"] for p in delft.ids),
+                    *(r["bouwjaar"] for r in doesburg)], reverse=True)  # fmt: skip
+    assert [f["properties"]["bouwjaar"] for f in newest] == years[:3]
+    # one feature by its union id, in RD
+    wanted = features[-1]
+    item = httpx.get(
+        f"{hub.url}/ogc/v1/collections/panden/items/{wanted['id']}", params={"crs": RD}, timeout=TIMEOUT
+    )
+    assert item.status_code == 200 and item.json()["properties"] == wanted["properties"]
+    assert shapely.geometry.shape(item.json()["geometry"]).equals_exact(doesburg[-1]["geometry"], 0.001)
+    filtered = hub.items("panden", limit=10, filter="gemeente = 'doesburg' AND bouwjaar > 1900").json()
+    assert [f["properties"]["bouwjaar"] for f in filtered["features"]] == [1992]
+
+
+# -- registration and withdrawal ---------------------------------------------------------------
+
+
+def test_members_must_exist_and_may_not_include_the_collection_itself(hub: Hub) -> None:
+    api = f"{hub.url}/api/v1/sources"
+    unknown = gebouwen("gebouwen-x", "partial", {"collection": "nergens", "key": "id"})
+    response = steward().post(api, json=unknown)
+    assert response.status_code == 422 and "nergens" in response.json()["detail"]
+    itself = {**gebouwen("kringloop", "partial"), "connector": "union", "members": [
+        {"collection": "bag-delft"}, {"collection": "panden"}]}  # fmt: skip
+    assert steward().post(api, json=itself).status_code == 201
+    try:
+        cycle = {**itself, "members": [{"collection": "bag-delft"}, {"collection": "kringloop"}]}
+        response = steward().put(f"{api}/kringloop", json=cycle)
+        assert response.status_code == 422 and "cycle" in response.json()["detail"]
+    finally:
+        assert steward().delete(f"{api}/kringloop").status_code == 204
+
+
+def test_an_open_collection_cannot_expose_a_restricted_member(hub: Hub, monuments_dsn: str) -> None:
+    api = f"{hub.url}/api/v1/sources"
+    restricted = {"id": "monumenten-intern", "title": "Monumenten (intern)", "connector": "postgis",
+                  "classification": "internal", "dsn": monuments_dsn, "table": "monumenten"}  # fmt: skip
+    assert steward().post(api, json=restricted).status_code == 201
+    try:
+        linked = gebouwen("gebouwen-lek", "partial", {"collection": "monumenten-intern", "name": "intern",
+                                                      "key": "pand_id"})  # fmt: skip
+        response = steward().post(api, json=linked)
+        assert response.status_code == 422 and "more strictly" in response.json()["detail"]
+    finally:
+        steward().delete(f"{api}/monumenten-intern")
+
+
+def test_a_withdrawn_member_makes_the_collection_unservable_with_its_reason(
+    hub: Hub, delft_gpkg: Path
+) -> None:
+    api = f"{hub.url}/api/v1/sources"
+    member = {**OPEN, "id": "bag-kopie", "title": "BAG kopie", "connector": "file", "path": str(delft_gpkg)}
+    linked = {**OPEN, "id": "gebouwen-kopie", "title": "Gebouwen (kopie)", "connector": "linked",
+              "members": [{"collection": "bag-delft", "name": "bag", "key": "identificatie"},
+                          {"collection": "bag-kopie", "name": "kopie", "key": "identificatie"}]}  # fmt: skip
+    primary_first = {**linked, "id": "kopie-eerst", "members": list(reversed(linked["members"]))}
+    assert steward().post(api, json=member).status_code == 201
+    try:
+        assert steward().post(api, json=linked).status_code == 201
+        assert steward().post(api, json=primary_first).status_code == 201
+        assert hub.items("gebouwen-kopie", limit=1).json()["features"][0]["properties"]["kopie:bouwjaar"]
+        assert steward().delete(f"{api}/bag-kopie").status_code == 204
+        # a withdrawn secondary member is a failing member: partial, with the reason
+        response = hub.items("gebouwen-kopie", limit=1)
+        assert response.status_code == 200
+        assert "no collection 'bag-kopie' is served" in response.json()["warnings"][0]["detail"]
+        # without its primary a linked collection cannot answer at all
+        response = hub.items("kopie-eerst", limit=1)
+        assert response.status_code == 502 and "bag-kopie" in response.json()["detail"]
+        health = {s["id"]: s for s in steward().get(f"{hub.url}/api/v1/health").json()["sources"]}
+        assert health["kopie-eerst"]["state"] == "unhealthy"
+        assert "bag-kopie" in health["kopie-eerst"]["error"]
+    finally:
+        for source_id in ("gebouwen-kopie", "kopie-eerst", "bag-kopie"):
+            steward().delete(f"{api}/{source_id}")
