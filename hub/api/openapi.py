@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from hub import API_VERSION
 from hub.api.deps import Context
+from hub.audit.trail import NOT_PROCESSINGS
 from hub.design_rules import (
     PROBLEM_JSON,
     PROBLEM_SCHEMA,
@@ -93,6 +94,11 @@ def management_document(app: FastAPI, settings: Settings) -> dict[str, Any]:
                 responses.setdefault("404", problem_response("The resource does not exist"))
             if "requestBody" in operation:
                 responses.setdefault("422", problem_response("The body is valid JSON but cannot be used"))
+            if path not in NOT_PROCESSINGS:
+                # the audit log refuses what it cannot record
+                responses.setdefault(
+                    "503", problem_response("Not processed: its record could not be written to the audit log")
+                )
             if "401" in responses:
                 # a token is required where 403 is possible too; elsewhere it is optional
                 operation["security"] = [{BEARER: []}] if "403" in responses else [{}, {BEARER: []}]

@@ -39,7 +39,7 @@ LOG = logging.getLogger(__name__)
 
 _FEATURES = re.compile(r"^/ogc/v1/collections/[^/]+/items(?:/[^/]+)?$")
 _MANAGEMENT = "/api/v1/"
-_NOT_PROCESSINGS = frozenset({"/api/v1/openapi.json", "/api/v1/docs", "/api/v1/docs/oauth2-redirect"})
+NOT_PROCESSINGS = frozenset({"/api/v1/openapi.json", "/api/v1/docs", "/api/v1/docs/oauth2-redirect"})
 
 STATUS_UNSET = 0
 STATUS_ERROR = 2
@@ -56,7 +56,7 @@ def is_processing(method: str, path: str, status: int, processing: Processing) -
     if method == "OPTIONS":
         return False
     if path.startswith(_MANAGEMENT):
-        return path not in _NOT_PROCESSINGS
+        return path not in NOT_PROCESSINGS
     return _FEATURES.match(path) is not None
 
 

@@ -164,6 +164,7 @@ _RESPONSES: dict[str, Any] = {
     "ServerError": _problem("An unexpected error"),
     "UpstreamError": _problem("The source behind this collection failed"),
     "UpstreamTimeout": _problem("The source behind this collection did not answer in time"),
+    "AuditUnavailable": _problem("Not processed: its record could not be written to the audit log"),
     "default": _problem("An error"),
 }
 _PARAMETERS: dict[str, Any] = {
@@ -424,6 +425,7 @@ def self_contained(document: dict[str, Any], config: dict[str, Any], prefix: str
             for op in served.values():
                 op["responses"]["502"] = {"$ref": "#/components/responses/UpstreamError"}
                 op["responses"]["504"] = {"$ref": "#/components/responses/UpstreamTimeout"}
+                op["responses"]["503"] = {"$ref": "#/components/responses/AuditUnavailable"}
         if path.endswith("/items"):
             extra = ["filter", "filter-lang", "filter-crs"]
             if resource.get("providers", [{}])[0].get("time_field"):
