@@ -10,7 +10,10 @@ Members are looked up on every request, so a withdrawn or replaced member takes 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
+
+MEMBER_PROBE_WAIT = 5.0
+"""Seconds a composite's probe waits for members whose own probe is still running."""
 
 _ACTIVE: ContextVar[frozenset[str]] = ContextVar("ACTIVE_COMPOSITES", default=frozenset())
 """Composite sources whose answer is being built in this context: the guard against a cycle that
@@ -96,6 +102,11 @@ class CompositeConnector(Connector):
         self._registration: SourceRegistration | None = None
         self.described_with: tuple[Any, ...] | None = None
         """The members' state (:meth:`member_state`) when the collection was last described."""
+        self._changed = asyncio.Event()
+
+    def note_change(self) -> None:
+        """The served collections changed (a member may have answered its probe)."""
+        self._changed.set()
 
     @property
     def composite_settings(self) -> CompositeSettings:
@@ -187,8 +198,23 @@ class CompositeConnector(Connector):
             resolved.append(Member(spec, binding, hidden))
         return resolved
 
-    def described_members(self) -> list[Member]:
-        """Every member, probed and usable, for describing the collection; raises otherwise."""
+    def members_pending(self) -> bool:
+        """Whether a member is served but has not answered a probe yet (as at start-up, when
+        every source is probed at once): describing the composite must wait for it."""
+        return any(isinstance(m, Member) and not m.binding.source.described for m in self.resolve())
+
+    async def described_members(self) -> list[Member]:
+        """Every member, probed and usable, for describing the collection; raises otherwise.
+
+        Members still being probed are waited for a moment; one that takes longer leaves the
+        composite unhealthy until it answers (then the composite is described again).
+        """
+        deadline = time.monotonic() + MEMBER_PROBE_WAIT
+        while self.members_pending() and (remaining := deadline - time.monotonic()) > 0:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
         members = []
         for found in self.resolve():
             if isinstance(found, MemberFailure):

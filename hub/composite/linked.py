@@ -119,7 +119,7 @@ class LinkedConnector(CompositeConnector):
     async def describe(self) -> list[CollectionInfo]:
         """The joined schema: every member's properties under ``<member>:<property>``."""
         self.described_with = self.member_state()
-        members = self.described_members()
+        members = await self.described_members()
         fields: list[FieldInfo] = []
         for member in members:
             key = _spec(member).key

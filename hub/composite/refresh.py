@@ -33,6 +33,14 @@ class FollowsMembers(Protocol):
         """What its description depends on now."""
         ...
 
+    def members_pending(self) -> bool:
+        """Whether a member has yet to answer its first probe."""
+        ...
+
+    def note_change(self) -> None:
+        """Wake a probe that waits for its members."""
+        ...
+
 
 _FOLLOWED: weakref.WeakSet[SourceRegistry] = weakref.WeakSet()
 
@@ -51,9 +59,10 @@ async def refresh_composites(registry: SourceRegistry) -> None:
         connector = live.connector
         if not isinstance(connector, FollowsMembers):
             continue
+        connector.note_change()
         state = connector.member_state()
-        if state == connector.described_with:
-            continue
+        if state == connector.described_with or connector.members_pending():
+            continue  # unchanged, or a member's probe is still running: its end notifies again
         # noted before probing: a probe that fails must not be retried on every change
         connector.described_with = state
         try:

@@ -71,7 +71,7 @@ class UnionConnector(CompositeConnector):
     async def describe(self) -> list[CollectionInfo]:
         """The members' properties merged by name, and the property naming the member."""
         self.described_with = self.member_state()
-        members = self.described_members()
+        members = await self.described_members()
         marker = self.union.member_property
         fields: dict[str, FieldInfo] = {}
         for member in members:
