@@ -27,6 +27,9 @@ from tests.fixtures.postgis import PostgisServer
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
+JOIN_SCENARIO = "join"
+"""A linked collection against its slowest member (``bench/join.py``)."""
+
 EXIT_OK = 0
 EXIT_NOT_200 = 1
 EXIT_COMPONENT = 2
@@ -187,8 +190,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=SCENARIOS,
+        choices=[*SCENARIOS, JOIN_SCENARIO],
         help="run only this scenario (repeatable); default: all",
+    )
+    parser.add_argument(
+        "--join-latency-ms",
+        type=float,
+        default=50.0,
+        help="join scenario: latency of the emulated 3D BAG API (default 50)",
     )
     parser.add_argument(
         "--load",
@@ -199,8 +208,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     args = parser.parse_args(argv)
     profile = PROFILES["quick" if args.quick else args.profile]
-    scenarios = tuple(args.scenario or SCENARIOS)
+    scenarios = tuple(args.scenario or (*SCENARIOS, JOIN_SCENARIO))
     command = " ".join([Path(sys.executable).name, "-m", "bench", *(argv or sys.argv[1:])])
+    # the join scenario compares the hub with itself (a linked collection and its members), not
+    # with pygeoapi: it has its own servers, table and JSON
+    joined = EXIT_OK
+    if JOIN_SCENARIO in scenarios:
+        from bench import join  # imports this module: loaded only when needed
+
+        try:
+            report, join_rows = join.run_join(profile, latency_ms=args.join_latency_ms, load=args.load)
+        except servers.ComponentError as exc:
+            print(f"benchmark not run: {exc.component} could not start: {exc.reason}", file=sys.stderr)
+            return EXIT_COMPONENT
+        report["command"] = command
+        joined = join.report_and_exit_code(report, join_rows, args.results)
+        scenarios = tuple(s for s in scenarios if s != JOIN_SCENARIO)
+        if not scenarios:
+            return joined
     try:
         result = run_benchmark(profile, scenarios, load=args.load)
     except servers.ComponentError as exc:
@@ -224,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{row.baseline.statuses} / {row.candidate.statuses} {errors[:2]}",
             file=sys.stderr,
         )
-    return EXIT_NOT_200 if failed else EXIT_OK
+    return EXIT_NOT_200 if failed else joined
 
 
 if __name__ == "__main__":

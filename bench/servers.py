@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -314,6 +314,26 @@ def start_pygeoapi(workdir: Path, table: PostgisTable | None) -> ServerProcess:
         "pygeoapi", _uvicorn("pygeoapi.starlette_app:APP", port), workdir, f"http://127.0.0.1:{port}", env
     )
     _wait_until(server, f"{server.base_url}/conformance?f=json", lambda r: r.status_code == 200)
+    return server
+
+
+# --- emulated upstreams ---------------------------------------------------------------------
+
+
+def start_module_server(
+    name: str, module: str, args: Sequence[str], workdir: Path, ready_path: str
+) -> ServerProcess:
+    """Start ``python -m <module> --port <free port> <args>`` and wait until ``ready_path``
+    answers 200 (the join benchmark's emulated 3D BAG API, say)."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, "-m", module, "--port", str(port), *args]
+    server = _spawn(name, command, workdir, base_url, env)
+    _wait_until(server, f"{base_url}{ready_path}", lambda r: r.status_code == 200)
     return server
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from bench.access import ACCESS_PROFILES, CANDIDATES, Candidate, run_access_benchmark, summary_lines
 from bench.access import table as access_table
+from bench.join import JOINED, MEMBERS, run_join
+from bench.join import table as join_table
 from bench.load import PROFILES
 from bench.report import goal_lines, table
 from bench.run import run_benchmark
@@ -90,3 +92,22 @@ def test_the_access_benchmark_measures_enforced_access_and_a_complete_audit_log(
     json.dumps(report)
     printed = access_table(result.rows, does) + summary_lines(report)
     assert all(query in printed for query in expected)
+
+
+def test_the_join_scenario_measures_the_linked_collections_and_each_member() -> None:
+    shared_data_or_skip()
+    report, rows = run_join(PROFILES["smoke"], latency_ms=5, progress=lambda _: None)
+
+    assert [row["query"] for row in report["rows"]] == ["limit=10", "limit=100"]
+    for row in report["rows"]:
+        assert set(row["targets"]) == {*JOINED, *MEMBERS}, row["query"]
+        for name, figures in row["targets"].items():
+            assert figures["statuses"] == {"200": figures["statuses"].get("200")}, (row["query"], name)
+            assert figures["latency_ms"]["n"] >= 2 and figures["features"], (row["query"], name)
+        assert row["all_200"] and row["slowest_member"] in MEMBERS
+        for ratio in row["ratio"].values():
+            assert math.isfinite(ratio) and ratio > 0
+    assert {g["collection"] for g in report["goals"]} == set(JOINED)
+    json.dumps(report)
+    printed = join_table(rows, report["latency_ms"])
+    assert all(name in printed for name in (*JOINED, *MEMBERS))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -29,115 +28,45 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-import pyogrio.raw
 import pytest
 import shapely
 
-from tests.cityjson_reference import CURRENT_JSONL, lod0_rings, read_sequence
+from tests.cityjson_reference import CURRENT_JSONL
 from tests.fixtures.hub import hub_settings, require_shared, serve_hub, wait_until_served
 from tests.fixtures.loopback import serve
 from tests.fixtures.oidc import steward
+from tests.fixtures.panden import (
+    MONUMENTS,
+    PAND_PREFIX,
+    Delft,
+    delft_panden,
+    doesburg_panden,
+    monument_rows,
+    read_delft,
+    write_panden,
+)
 from tests.fixtures.postgis import PostgisServer
 from tests.fixtures.threedbag import ThreeDBagEmulator
 
-DOESBURG_PND = "bag/lvbag_extract_0221_doesburg/0221PND15092020-000001.xml"
 RD = "http://www.opengis.net/def/crs/EPSG/0/28992"
-PREFIX = "NL.IMBAG.Pand."
+PREFIX = PAND_PREFIX
 TIMEOUT = 60.0
-
-# Monuments made up for the test, on real Delft pand ids: (index in the file, id form, category).
-MONUMENTS = [(3, "bare", "rijksmonument"), (10, "prefixed", "gemeentelijk monument"),
-             (25, "bare", "gemeentelijk monument"), (60, "prefixed", "rijksmonument"),
-             (90, "bare", "rijksmonument"), (140, "prefixed", "rijksmonument")]  # fmt: skip
 
 
 # -- data --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Delft:
-    """The Delft buildings as the test reads them from the 3D BAG file."""
-
-    ids: list[str]
-    """Bare 16-digit pand ids, in file order."""
-    attributes: dict[str, dict[str, Any]]
-    footprints: dict[str, shapely.Polygon]
 
 
 @pytest.fixture(scope="module")
 def delft() -> Delft:
     """The 159 Delft buildings of the 3D BAG file: ids, attributes and LoD 0 footprints (RD)."""
     require_shared()
-    header, features = read_sequence(CURRENT_JSONL)
-    ids, attributes, footprints = [], {}, {}
-    for feature in features:
-        objects = feature["CityObjects"]
-        pand = objects[feature["id"]]["attributes"]["identificatie"].removeprefix(PREFIX)
-        rings = lod0_rings(objects, feature["id"], feature["vertices"], header["transform"])
-        assert rings is not None
-        ids.append(pand)
-        attributes[pand] = objects[feature["id"]]["attributes"]
-        footprints[pand] = shapely.Polygon(rings[0], rings[1:])
-    return Delft(ids, attributes, footprints)
-
-
-def _write_panden(path: Path, rows: list[dict[str, Any]]) -> None:
-    fields = ["identificatie", "bouwjaar", "status", "documentdatum", "documentnummer"]
-    pyogrio.raw.write(
-        path,
-        shapely.to_wkb([row["geometry"] for row in rows]),
-        [np.array([row[f] for row in rows], dtype=np.int32 if f == "bouwjaar" else object) for f in fields],
-        fields,
-        layer="pand",
-        driver="GPKG",
-        geometry_type="Polygon",
-        crs="EPSG:28992",
-    )
+    return read_delft()
 
 
 @pytest.fixture(scope="module")
 def delft_gpkg(delft: Delft, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Delft's BAG panden as PDOK serves them: bare ids, the BAG's own attributes, footprints."""
-    rows = [
-        {
-            "identificatie": pand,
-            "bouwjaar": delft.attributes[pand]["oorspronkelijkbouwjaar"],
-            "status": delft.attributes[pand]["status"],
-            "documentdatum": delft.attributes[pand]["documentdatum"],
-            "documentnummer": delft.attributes[pand]["documentnummer"],
-            "geometry": delft.footprints[pand],
-        }
-        for pand in delft.ids
-    ]
-    path = tmp_path_factory.mktemp("delft") / "bag-delft.gpkg"
-    _write_panden(path, rows)
-    return path
-
-
-def doesburg_panden() -> list[dict[str, Any]]:
-    """The panden of the Doesburg BAG extract in their current version (no end of validity)."""
-    data = require_shared()
-    ns = {"o": "www.kadaster.nl/schemas/lvbag/imbag/objecten/v20200601",
-          "h": "www.kadaster.nl/schemas/lvbag/imbag/historie/v20200601",
-          "gml": "http://www.opengis.net/gml/3.2"}  # fmt: skip
-    rows = []
-    for pand in ET.parse(data / DOESBURG_PND).getroot().iter(f"{{{ns['o']}}}Pand"):
-        if pand.find(".//h:eindGeldigheid", ns) is not None:
-            continue
-        numbers = [float(v) for v in pand.findtext(".//gml:posList", "", ns).split()]
-        ring = [(numbers[i], numbers[i + 1]) for i in range(0, len(numbers), 3)]  # x y z
-        rows.append(
-            {
-                "identificatie": pand.findtext("o:identificatie", "", ns),
-                "bouwjaar": int(pand.findtext("o:oorspronkelijkBouwjaar", "0", ns)),
-                "status": pand.findtext("o:status", "", ns),
-                "documentdatum": pand.findtext("o:documentdatum", "", ns),
-                "documentnummer": pand.findtext("o:documentnummer", "", ns),
-                "geometry": shapely.Polygon(ring),
-            }
-        )
-    return rows
+    return write_panden(tmp_path_factory.mktemp("delft") / "bag-delft.gpkg", delft_panden(delft))
 
 
 @pytest.fixture(scope="module")
@@ -145,26 +74,7 @@ def doesburg_gpkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Doesburg's two panden."""
     rows = doesburg_panden()
     assert len(rows) == 2
-    path = tmp_path_factory.mktemp("doesburg") / "bag-doesburg.gpkg"
-    _write_panden(path, rows)
-    return path
-
-
-def monument_rows(delft: Delft) -> list[dict[str, Any]]:
-    """The test's monuments: real pand ids in either form, made-up numbers, names and categories."""
-    rows = []
-    for number, (index, form, category) in enumerate(MONUMENTS, start=1):
-        pand = delft.ids[index]
-        rows.append(
-            {
-                "monumentnummer": 500000 + number,
-                "pand_id": pand if form == "bare" else f"{PREFIX}{pand}",
-                "naam": f"Monument {number}",
-                "categorie": category,
-                "point": delft.footprints[pand].representative_point(),
-            }
-        )
-    return rows
+    return write_panden(tmp_path_factory.mktemp("doesburg") / "bag-doesburg.gpkg", rows)
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +221,8 @@ def hub(
         {**OPEN, "id": "gebouwen-dubbel", "title": "Gebouwen, twee 3D BAG's", "connector": "linked",
          "members": [{"collection": "bag-delft", "name": "bag", "key": "identificatie"},
                      {"collection": "bag3d", "name": "a", "key": "id"},
-                     {"collection": "bag3d-b", "name": "b", "key": "identificatie"}]},
+                     {"collection": "bag3d-b", "name": "b", "key": "identificatie",
+                      "lookup": "bbox"}]},
         {**OPEN, "id": "panden", "title": "BAG panden van twee gemeenten", "connector": "union",
          "member_property": "gemeente",
          "members": [{"collection": "bag-delft", "name": "delft"},
@@ -548,6 +459,22 @@ def test_members_are_queried_concurrently(hub: Hub) -> None:
     # key 10 s; concurrently about as long as the slowest member alone
     assert alone >= delay and joined >= delay
     assert joined < 1.6 * delay, f"joined {joined:.2f} s, the slowest member alone {alone:.2f} s"
+
+
+def test_a_member_looked_up_by_bbox_gets_one_query_for_the_page(hub: Hub, delft: Delft) -> None:
+    hub.bag3d_b.emulator.clear()
+    page = hub.items("gebouwen-dubbel", limit=25, offset=40).json()
+    assert [bag(f) for f in page["features"]] == delft.ids[40:65]
+    # the same values as asked key by key of the other 3D BAG
+    assert all(f["properties"]["b:h_dak_max"] == f["properties"]["a:h_dak_max"] for f in page["features"])
+    assert all(f["properties"]["b:identificatie"] == PREFIX + bag(f) for f in page["features"])
+    sent = hub.bag3d_b.emulator.sent()
+    assert sent and all(r.path == "/collections/pand/items" for r in sent)
+    assert all(dict(r.params).get("bbox") for r in sent)
+    # in RD around the page's buildings
+    minx, miny, maxx, maxy = (float(v) for v in dict(sent[0].params)["bbox"].split(","))
+    union = shapely.union_all([delft.footprints[bag(f)] for f in page["features"]])
+    assert shapely.box(minx, miny, maxx, maxy).buffer(0.01).covers(union)
 
 
 # -- union collections -----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Any, cast
 from pygeofilter import ast
 
 from connectors.base import (
+    BBox,
     Capabilities,
     CollectionInfo,
     Feature,
@@ -49,7 +50,7 @@ from hub.composite.expressions import (
 )
 from hub.composite.keys import key_forms, normalise_key, preferred_first
 from hub.composite.ordering import as_text, equals_all, sort_features
-from hub.composite.settings import ID_KEY, LinkedMember, LinkedSettings, MemberSpec
+from hub.composite.settings import ID_KEY, LinkedMember, LinkedSettings, Lookup, MemberSpec
 from hub.errors import NotFound
 from hub.features.cql import compile_predicate, transform_literals
 from hub.features.crs import OFFERED_CRS
@@ -171,7 +172,7 @@ class LinkedConnector(CompositeConnector):
             plan = self._plan(query)
             if not plan.joined_only:
                 page = await self._primary_page(plan, query, query.limit, query.offset, plan.primary_filter)
-                features = await self._join(plan, page.features)
+                features = await self._join(plan, page.features, query.crs)
                 return FeaturePage(features, query.crs, page.number_matched, page.has_more)
             return await self._joined_scan(plan, query)
 
@@ -186,7 +187,7 @@ class LinkedConnector(CompositeConnector):
                 if found.status == 404:
                     return None
                 raise found.error()
-            return (await self._join(plan, [found]))[0]
+            return (await self._join(plan, [found], crs))[0]
 
     def _plan(self, query: FeatureQuery) -> _Plan:
         """Resolve the members and split the request between the primary and the hub."""
@@ -257,7 +258,7 @@ class LinkedConnector(CompositeConnector):
         read = 0
         while True:
             page = await self._primary_page(plan, query, chunk, read, terms)
-            joined = await self._join(plan, page.features)
+            joined = await self._join(plan, page.features, query.crs)
             kept += [feature for feature in joined if matches(feature)]
             read += len(page.features)
             exhausted = (
@@ -399,14 +400,18 @@ class LinkedConnector(CompositeConnector):
 
     # -- joining -----------------------------------------------------------------------------
 
-    async def _join(self, plan: _Plan, features: list[Feature]) -> list[Feature]:
-        """The features with every member's properties; members looked up concurrently."""
+    async def _join(self, plan: _Plan, features: list[Feature], crs: str) -> list[Feature]:
+        """The features (their geometry in ``crs``) with every member's properties; members
+        looked up concurrently."""
         primary = plan.primary
         key_format = self.linked.key_format
         keys = [normalise_key(_key_value(_spec(primary).key, f), key_format) for f in features]
         wanted = {key for key in keys if key is not None}
         found = await asyncio.gather(
-            *(self.guarded(member.spec, self._lookup(member, wanted)) for member in plan.secondaries)
+            *(
+                self.guarded(member.spec, self._lookup(member, wanted, features, crs))
+                for member in plan.secondaries
+            )
         )
         self.tolerate(plan.unusable + [f for f in found if isinstance(f, MemberFailure)])
         joined = []
@@ -434,11 +439,16 @@ class LinkedConnector(CompositeConnector):
             )
         return joined
 
-    async def _lookup(self, member: Member, keys: set[str]) -> dict[str, dict[str, Any]]:
+    async def _lookup(
+        self, member: Member, keys: set[str], features: list[Feature], crs: str
+    ) -> dict[str, dict[str, Any]]:
         """The properties of the first feature per key in a member (in the member's own order)."""
         if not keys:
             return {}
         key = _spec(member).key
+        box = _bounds(features, crs) if _spec(member).lookup is Lookup.BBOX else None
+        if box is not None:
+            return await self._in_box(member, keys, box)
         ordered = sorted(keys)
         if key == ID_KEY:
             return await self._key_by_key(member, ordered, self._by_id)
@@ -460,6 +470,20 @@ class LinkedConnector(CompositeConnector):
         for part in tables:
             for found_key, properties in part.items():
                 table.setdefault(found_key, properties)
+        return table
+
+    async def _in_box(self, member: Member, keys: set[str], box: BBox) -> dict[str, dict[str, Any]]:
+        """The member's features in the page's bounding box, kept where their key is wanted."""
+        key = _spec(member).key
+        request = ItemsRequest(
+            limit=SCAN_PAGE, bbox=box, skip_geometry=True, crs=member.binding.info.storage_crs
+        )
+        table: dict[str, dict[str, Any]] = {}
+        async for features in self._read_through(member.binding, request):
+            for feature in features:
+                found = normalise_key(_key_value(key, feature), self.linked.key_format)
+                if found in keys:
+                    table.setdefault(found, dict(feature.get("properties") or {}))
         return table
 
     def _in(self, key: str, chunk: list[str], field_type: str | None) -> ast.Node | None:
@@ -533,6 +557,28 @@ class LinkedConnector(CompositeConnector):
         )
         page = await self.service.items(binding, request)
         return dict(page.features[0].get("properties") or {}) if page.features else None
+
+
+def _bounds(features: list[Feature], crs: str) -> BBox | None:
+    """The bounding box of the features' geometries, in ``crs``'s own axis order (as they are)."""
+    xs: list[float] = []
+    ys: list[float] = []
+
+    def walk(coordinates: Any) -> None:
+        if coordinates and isinstance(coordinates[0], int | float):
+            xs.append(float(coordinates[0]))
+            ys.append(float(coordinates[1]))
+        else:
+            for part in coordinates or ():
+                walk(part)
+
+    for feature in features:
+        geometry = feature.get("geometry") or {}
+        for part in geometry.get("geometries") or [geometry]:
+            walk(part.get("coordinates"))
+    if not xs:
+        return None
+    return BBox(min(xs), min(ys), max(xs), max(ys), crs=crs)
 
 
 def _spec(member: Member) -> LinkedMember:

@@ -27,6 +27,18 @@ class OnMemberError(StrEnum):
     """A 502 or 504 problem naming the member that failed."""
 
 
+class Lookup(StrEnum):
+    """How a secondary member of a linked collection is asked for the features of a page."""
+
+    KEYS = "keys"
+    """For the page's keys: one ``IN`` filter per 100 keys where it can filter, else key by key."""
+    BBOX = "bbox"
+    """For its features in the bounding box of the page's geometries, matched on the key in the
+    hub: one query instead of one per key, for a source that selects by box but cannot filter
+    (the 3D BAG API), whose features lie where the primary's do (the same buildings). A feature
+    outside that box is not found."""
+
+
 class MemberSpec(BaseModel):
     """One member: a hub collection, by id."""
 
@@ -50,6 +62,10 @@ class LinkedMember(MemberSpec):
     """A member of a linked collection: a collection and the property holding the join key."""
 
     key: str = Field(min_length=1, description="Property holding the join key, or `id` for the feature id")
+    lookup: Lookup = Field(
+        Lookup.KEYS,
+        description="keys: ask for the page's keys; bbox: ask for what lies in the page's bounding box",
+    )
 
 
 class CompositeSettings(ConnectorSettings):
