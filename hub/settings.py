@@ -14,6 +14,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from hub.errors import ConfigurationError
 
 
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override``'s keys, merged into nested mappings rather than replacing them."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 class ServerSettings(BaseModel):
     """How the hub presents itself to clients."""
 
@@ -257,12 +268,10 @@ class Settings(BaseSettings):
             from_file["config_file"] = path.resolve()
         try:
             from_env = cls()
-            merged = {
-                **from_file,
-                **from_env.model_dump(include=from_env.model_fields_set),
-                **overrides,
-            }
-            settings = cls(**merged)
+            # only what the environment really set, so HUB_AUDIT__FSYNC keeps the file's other
+            # audit keys
+            merged = _deep_merge(from_file, from_env.model_dump(exclude_unset=True))
+            settings = cls(**_deep_merge(merged, overrides))
         except ValidationError as exc:
             raise ConfigurationError(f"invalid configuration: {exc}") from exc
         return settings
