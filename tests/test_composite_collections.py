@@ -393,6 +393,18 @@ def test_queryables_and_schema_name_each_property_s_member(hub: Hub) -> None:
     assert html.status_code == 200 and "bag3d:h_dak_max" in html.text
 
 
+def test_the_catalogues_list_linked_and_union_collections(hub: Hub) -> None:
+    catalog = httpx.get(f"{hub.url}/api/v1/catalog", headers={"Accept": "text/turtle"}, timeout=TIMEOUT)
+    assert catalog.status_code == 200
+    assert "/ogc/v1/collections/gebouwen" in catalog.text and "/ogc/v1/collections/panden" in catalog.text
+    records = httpx.get(
+        f"{hub.url}/records/v1/collections/catalogue/items", params={"limit": 100}, timeout=TIMEOUT
+    )
+    assert records.status_code == 200
+    titles = {f["properties"].get("title") for f in records.json()["features"]}
+    assert {"Gebouwen Delft", "BAG panden van twee gemeenten"} <= titles
+
+
 def test_item_by_id_is_joined(hub: Hub, delft: Delft) -> None:
     first = hub.items("gebouwen", limit=1).json()["features"][0]
     item = httpx.get(f"{hub.url}/ogc/v1/collections/gebouwen/items/{first['id']}", timeout=TIMEOUT).json()
