@@ -19,6 +19,7 @@ from hub.catalogue.harvest import Harvest, harvest
 from hub.catalogue.registration import SourceRegistration
 from hub.catalogue.store import CatalogueStore
 from hub.errors import HubError
+from hub.features.service import FeatureService
 from hub.progress import terminal_progress
 from hub.registry import SourceRegistry
 from hub.settings import Settings
@@ -92,11 +93,30 @@ def _client(settings: Settings) -> httpx.AsyncClient:
 async def _with_registry(settings: Settings, work: Any) -> Any:
     async with _client(settings) as http:
         base_dir = settings.config_file.parent if settings.config_file else Path.cwd()
-        registry = SourceRegistry(http, base_dir=base_dir)
+        service = FeatureService(max_scan_features=settings.server.max_scan_features)
+        registry = SourceRegistry(http, base_dir=base_dir, service=service)
         try:
             return await work(registry)
         finally:
             await registry.close()
+
+
+COMPOSITE_KINDS = frozenset({"linked", "union"})
+"""Connectors made of other hub collections: probed against the hub's other sources."""
+
+
+async def _serve_members(
+    registry: SourceRegistry, stored: list[SourceRegistration], probed: list[SourceRegistration]
+) -> None:
+    """Before a linked or union registration is probed, serve the other registered sources, its
+    possible members, as the running hub does (a source that fails its probe is served unhealthy)."""
+    if not any(r.connector in COMPOSITE_KINDS for r in probed):
+        return
+    probing = {r.id for r in probed}
+    others = [r for r in stored if r.id not in probing]
+    await asyncio.gather(
+        *(registry.activate(r, probe=True, force=True) for r in others), return_exceptions=True
+    )
 
 
 @sources_app.command("list")
@@ -123,6 +143,7 @@ def add_source(
     store = CatalogueStore.open(settings.database_url)
 
     async def probe_all(registry: SourceRegistry) -> None:
+        await _serve_members(registry, [s.registration for s in store.list()], registrations)
         for registration in registrations:
             live = await registry.activate(registration, probe=True, force=force)
             store.add(registration)
@@ -146,19 +167,21 @@ def check_source(
     store = CatalogueStore.open(settings.database_url)
     try:
         stored = store.get(source_id)
+        everything = [s.registration for s in store.list()]
     finally:
         store.close()
     if stored is None:
         raise _fail(f"no source {source_id!r}")
 
     async def probe(registry: SourceRegistry) -> dict[str, Any]:
+        await _serve_members(registry, everything, [stored.registration])
         live = await registry.activate(stored.registration, probe=True, force=True)
         return {
             "id": source_id,
             "state": live.health.state.value,
             "latency_ms": live.health.latency_ms,
             "error": live.health.error,
-            "collections": sorted(registry.collections()),
+            "collections": sorted(cid for cid, b in registry.collections().items() if b.source is live),
         }
 
     try:

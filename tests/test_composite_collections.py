@@ -20,6 +20,8 @@ Expected values are read from the data files independently, or asked of each mem
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -30,6 +32,7 @@ from typing import Any
 import httpx
 import pytest
 import shapely
+import yaml
 
 from tests.cityjson_reference import CURRENT_JSONL
 from tests.fixtures.hub import hub_settings, require_shared, serve_hub, wait_until_served
@@ -43,6 +46,7 @@ from tests.fixtures.panden import (
     doesburg_panden,
     monument_rows,
     read_delft,
+    write_monuments,
     write_panden,
 )
 from tests.fixtures.postgis import PostgisServer
@@ -592,3 +596,38 @@ def test_a_withdrawn_member_makes_the_collection_unservable_with_its_reason(
     finally:
         for source_id in ("gebouwen-kopie", "kopie-eerst", "bag-kopie"):
             steward().delete(f"{api}/{source_id}")
+
+
+def test_the_command_line_registers_a_linked_collection_against_the_other_sources(
+    tmp_path: Path, delft: Delft, delft_gpkg: Path
+) -> None:
+    settings = hub_settings(tmp_path, [])
+    assert settings.config_file is not None
+    monuments = write_monuments(tmp_path / "monumenten.geojson", delft)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "hub.cli", *args, "--config", str(settings.config_file)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    members = [
+        {**OPEN, "id": "bag-delft", "title": "BAG", "connector": "file", "path": str(delft_gpkg)},
+        {**OPEN, "id": "monumenten", "title": "Monumenten", "connector": "file", "path": str(monuments)},
+    ]
+    linked = {**OPEN, "id": "gebouwen", "title": "Gebouwen", "connector": "linked",
+              "members": [{"collection": "bag-delft", "name": "bag", "key": "identificatie"},
+                          {"collection": "monumenten", "name": "monument", "key": "pand_id"}]}  # fmt: skip
+    (tmp_path / "members.yml").write_text(yaml.safe_dump(members), encoding="utf-8")
+    (tmp_path / "gebouwen.yml").write_text(yaml.safe_dump(linked), encoding="utf-8")
+    added = cli("sources", "add", str(tmp_path / "members.yml"))
+    assert added.returncode == 0, added.stderr
+    # probed in a process of its own, against the registered members it serves first
+    added = cli("sources", "add", str(tmp_path / "gebouwen.yml"))
+    assert added.returncode == 0, added.stderr
+    assert "registered gebouwen (healthy)" in added.stdout
+    checked = cli("sources", "check", "gebouwen")
+    assert checked.returncode == 0, checked.stdout
+    assert '"collections": [\n    "gebouwen"\n  ]' in checked.stdout
+    nowhere = {**linked, "id": "nergens", "members": [*linked["members"], {"collection": "x", "key": "id"}]}
+    (tmp_path / "nergens.yml").write_text(yaml.safe_dump(nowhere), encoding="utf-8")
+    refused = cli("sources", "add", str(tmp_path / "nergens.yml"))
+    assert refused.returncode == 1 and "no collection 'x' is served" in refused.stderr
