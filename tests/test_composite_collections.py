@@ -395,6 +395,14 @@ def test_queryables_and_schema_name_each_property_s_member(hub: Hub) -> None:
     assert queryables["properties"]["bag3d:h_dak_max"]["type"] == "number"
     html = hub.items("gebouwen", limit=2, f="html")
     assert html.status_code == 200 and "bag3d:h_dak_max" in html.text
+    # and they select properties like any other names
+    chosen = hub.items("gebouwen", limit=3, properties="bag:bouwjaar,bag3d:h_dak_max", skipGeometry="true")
+    for feature in chosen.json()["features"]:
+        assert (
+            set(feature["properties"]) == {"bag:bouwjaar", "bag3d:h_dak_max"} and feature["geometry"] is None
+        )
+    unknown = hub.items("gebouwen", limit=3, filter="bag3d:nergens > 1")
+    assert unknown.status_code == 400 and "bag3d:nergens" in unknown.json()["detail"]
 
 
 def test_the_catalogues_list_linked_and_union_collections(hub: Hub) -> None:
