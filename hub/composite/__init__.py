@@ -1,0 +1,1 @@
+"""Virtual collections made of other hub collections: linked (joined on a key) and union."""
