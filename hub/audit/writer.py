@@ -51,7 +51,9 @@ class AuditWriter:
         self.store = store
         self._timeout = timeout
         self._on_commit = on_commit
-        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Pending] | object] = queue.SimpleQueue()
+        self._handover: list[_Pending] = []
+        """Records of this event-loop pass, handed to the thread together (one wake-up)."""
         self._thread: threading.Thread | None = None
         self._connection: Connection | None = None
         self.batches = 0
@@ -76,7 +78,9 @@ class AuditWriter:
             raise AuditUnavailable("the audit log is not running", cause="writer not started")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Pending(drafts, done, loop))
+        if not self._handover:
+            loop.call_soon(self._hand_over)
+        self._handover.append(_Pending(drafts, done, loop))
         # a plain timer rather than wait_for, which costs a task switch per request; a future that
         # expired (or whose request was cancelled) is done, and the writer leaves it alone
         timer = loop.call_later(self._timeout, _expire, done, self._timeout)
@@ -84,6 +88,12 @@ class AuditWriter:
             await done
         finally:
             timer.cancel()
+
+    def _hand_over(self) -> None:
+        """Give the thread every record of this loop pass at once: waking it (and contending
+        for the interpreter lock with it) per request would cost more than the write."""
+        handover, self._handover = self._handover, []
+        self._queue.put(handover)
 
     def _run(self) -> None:
         stopping = False
@@ -96,21 +106,21 @@ class AuditWriter:
     def _next_batch(self) -> bool:
         """Take what is queued (waiting for the first) and commit it; True when told to stop."""
         first = self._queue.get()
-        if not isinstance(first, _Pending):
+        if not isinstance(first, list):
             return True
-        batch = [first]
-        size = len(first.drafts)
+        batch = list(first)
+        size = sum(len(pending.drafts) for pending in batch)
         stopping = False
         while size < MAX_BATCH_RECORDS:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if not isinstance(item, _Pending):
+            if not isinstance(item, list):
                 stopping = True  # after this batch: what was queued before the stop is written
                 break
-            batch.append(item)
-            size += len(item.drafts)
+            batch.extend(item)
+            size += sum(len(pending.drafts) for pending in item)
         self._commit(batch)
         return stopping
 
