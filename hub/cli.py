@@ -18,6 +18,7 @@ from hub.audit.cli import audit_app
 from hub.catalogue.harvest import Harvest, harvest
 from hub.catalogue.registration import SourceRegistration
 from hub.catalogue.store import CatalogueStore
+from hub.cli_options import ConfigOption, fail, load_settings
 from hub.errors import HubError
 from hub.features.service import FeatureService
 from hub.progress import terminal_progress
@@ -28,23 +29,6 @@ app = typer.Typer(help="The urban twin data hub.", no_args_is_help=True, add_com
 sources_app = typer.Typer(help="Manage source registrations.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
 app.add_typer(audit_app, name="audit")
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML configuration file", envvar="HUB_CONFIG_FILE"),
-]
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return Settings.load(config)
-    except HubError as exc:
-        raise typer.BadParameter(exc.detail) from exc
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(code=1)
 
 
 @app.command()
@@ -59,7 +43,7 @@ def serve(
     from hub.app import create_app
 
     overrides: dict[str, Any] = {}
-    settings = _settings(config)
+    settings = load_settings(config)
     if "base_url" not in settings.server.model_fields_set and "HUB_SERVER__BASE_URL" not in os.environ:
         shown_host = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
         overrides["server"] = {
@@ -74,14 +58,14 @@ def _load_registrations(file: Path) -> list[SourceRegistration]:
     try:
         loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise _fail(f"cannot read {file}: {exc}") from exc
+        raise fail(f"cannot read {file}: {exc}") from exc
     entries = loaded.get("sources", [loaded]) if isinstance(loaded, dict) else loaded
     if not isinstance(entries, list):
-        raise _fail(f"{file} holds neither a registration nor a list of them")
+        raise fail(f"{file} holds neither a registration nor a list of them")
     try:
         return [SourceRegistration.model_validate(entry) for entry in entries]
     except ValidationError as exc:
-        raise _fail(f"{file}: {exc}") from exc
+        raise fail(f"{file}: {exc}") from exc
 
 
 def _client(settings: Settings) -> httpx.AsyncClient:
@@ -122,7 +106,7 @@ async def _serve_members(
 @sources_app.command("list")
 def list_sources(config: ConfigOption = None) -> None:
     """List the registered sources."""
-    store = CatalogueStore.open(_settings(config).database_url)
+    store = CatalogueStore.open(load_settings(config).database_url)
     try:
         for stored in store.list():
             reg = stored.registration
@@ -138,7 +122,7 @@ def add_source(
     force: Annotated[bool, typer.Option(help="Register even when the probe fails")] = False,
 ) -> None:
     """Probe and register sources; a running hub serves them within seconds."""
-    settings = _settings(config)
+    settings = load_settings(config)
     registrations = _load_registrations(file)
     store = CatalogueStore.open(settings.database_url)
 
@@ -153,7 +137,7 @@ def add_source(
     try:
         asyncio.run(_with_registry(settings, probe_all))
     except HubError as exc:
-        raise _fail(exc.detail) from exc
+        raise fail(exc.detail) from exc
     finally:
         store.close()
 
@@ -163,7 +147,7 @@ def check_source(
     source_id: Annotated[str, typer.Argument(help="Id of the source")], config: ConfigOption = None
 ) -> None:
     """Probe a registered source and report its health and collections."""
-    settings = _settings(config)
+    settings = load_settings(config)
     store = CatalogueStore.open(settings.database_url)
     try:
         stored = store.get(source_id)
@@ -171,7 +155,7 @@ def check_source(
     finally:
         store.close()
     if stored is None:
-        raise _fail(f"no source {source_id!r}")
+        raise fail(f"no source {source_id!r}")
 
     async def probe(registry: SourceRegistry) -> dict[str, Any]:
         await _serve_members(registry, everything, [stored.registration])
@@ -187,7 +171,7 @@ def check_source(
     try:
         report = asyncio.run(_with_registry(settings, probe))
     except HubError as exc:
-        raise _fail(exc.detail) from exc
+        raise fail(exc.detail) from exc
     typer.echo(json.dumps(report, indent=2))
     if report["state"] != "healthy":
         raise typer.Exit(code=1)
@@ -205,7 +189,7 @@ def harvest_sources(
     seconds: Annotated[float, typer.Option("--timeout", help="Seconds each request may take")] = 30.0,
 ) -> None:
     """Pre-fill registrations from a catalogue, landing page or capabilities, for review."""
-    settings = _settings(config)
+    settings = load_settings(config)
 
     async def run() -> Harvest:
         async with _client(settings) as http:
@@ -217,11 +201,11 @@ def harvest_sources(
     try:
         harvested = asyncio.run(run())
     except HubError as exc:
-        raise _fail(exc.detail) from exc
+        raise fail(exc.detail) from exc
     for skipped in harvested.skipped:
         typer.secho(f"skipped {skipped.name}: {skipped.reason}", fg=typer.colors.YELLOW, err=True)
     if not harvested.candidates:
-        raise _fail(f"nothing to register from {url}")
+        raise fail(f"nothing to register from {url}")
     typer.echo(
         f"{len(harvested.candidates)} candidate(s) from {harvested.kind.value} at {harvested.url}", err=True
     )
@@ -283,11 +267,11 @@ def remove_source(
     source_id: Annotated[str, typer.Argument(help="Id of the source")], config: ConfigOption = None
 ) -> None:
     """Remove a registration; a running hub withdraws it within seconds."""
-    store = CatalogueStore.open(_settings(config).database_url)
+    store = CatalogueStore.open(load_settings(config).database_url)
     try:
         store.delete(source_id)
     except HubError as exc:
-        raise _fail(exc.detail) from exc
+        raise fail(exc.detail) from exc
     finally:
         store.close()
     typer.echo(f"removed {source_id}")

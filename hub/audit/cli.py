@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +15,7 @@ from hub.audit.purge import declarations, purge
 from hub.audit.retention import configuration_problems
 from hub.audit.store import AuditStore
 from hub.audit.verify import verify
+from hub.cli_options import ConfigOption, fail, load_settings
 from hub.errors import HubError
 from hub.settings import Settings
 
@@ -23,29 +23,12 @@ audit_app = typer.Typer(help="The audit trail (Logboek Dataverwerkingen).", no_a
 hold_app = typer.Typer(help="Legal holds, which block destruction.", no_args_is_help=True)
 audit_app.add_typer(hold_app, name="hold")
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML configuration file", envvar="HUB_CONFIG_FILE"),
-]
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return Settings.load(config)
-    except HubError as exc:
-        raise typer.BadParameter(exc.detail) from exc
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(code=1)
-
 
 def _store(settings: Settings) -> AuditStore:
     try:
         return AuditStore.open(settings.audit.database_url or settings.database_url)
     except HubError as exc:
-        raise _fail(exc.detail) from exc
+        raise fail(exc.detail) from exc
 
 
 def _json(value: Any) -> str:
@@ -75,14 +58,14 @@ def _moment(value: str | None, option: str) -> datetime | None:
 @audit_app.command("verify")
 def verify_command(config: ConfigOption = None) -> None:
     """Check every record, caller identity and declaration against the hash chain."""
-    with _store(_settings(config)) as store:
+    with _store(load_settings(config)) as store:
         found = verify(store)
     if found.intact:
         typer.echo(f"audit trail intact: {found.summary()}")
         return
     for problem in found.problems:
         typer.echo(problem, err=True)
-    raise _fail(f"audit trail NOT intact: {len(found.problems)} problem(s); {found.summary()}")
+    raise fail(f"audit trail NOT intact: {len(found.problems)} problem(s); {found.summary()}")
 
 
 @audit_app.command("purge")
@@ -91,7 +74,7 @@ def purge_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what is due; destroy nothing")] = False,
 ) -> None:
     """Destroy records past their activity's retention, except those under a legal hold."""
-    settings = _settings(config)
+    settings = load_settings(config)
     for problem in configuration_problems(settings):
         typer.secho(f"warning: {problem}", fg=typer.colors.YELLOW, err=True)
     with _store(settings) as store:
@@ -118,7 +101,7 @@ def purge_command(
 @audit_app.command("declarations")
 def declarations_command(config: ConfigOption = None) -> None:
     """Print every kept declaration of destruction as JSON."""
-    with _store(_settings(config)) as store:
+    with _store(load_settings(config)) as store:
         typer.echo(_json(declarations(store)))
 
 
@@ -135,7 +118,7 @@ def hold_add(
     until_time: Annotated[str | None, typer.Option("--until", help="Processings started by")] = None,
 ) -> None:
     """Place a legal hold: matching records, and the rest of their traces, are not destroyed."""
-    settings = _settings(config)
+    settings = load_settings(config)
     if trace_id is not None and not re.fullmatch(r"[0-9a-f]{32}", trace_id):
         raise typer.BadParameter("a trace id is 32 lower-case hex digits", param_hint="--trace-id")
     pseudonym = None
@@ -145,7 +128,7 @@ def hold_add(
                 data_subject.strip()
             )
         except HubError as exc:
-            raise _fail(f"{exc.detail} (set {settings.audit.pseudonym_key_env})") from exc
+            raise fail(f"{exc.detail} (set {settings.audit.pseudonym_key_env})") from exc
     criteria = HoldCriteria(
         activity_id=activity,
         data_subject_id=pseudonym,
@@ -157,7 +140,7 @@ def hold_add(
         try:
             hold_id = add_hold(store, reason, criteria)
         except HubError as exc:
-            raise _fail(exc.detail) from exc
+            raise fail(exc.detail) from exc
     typer.echo(f"legal hold {hold_id} in force")
 
 
@@ -166,11 +149,11 @@ def hold_remove(
     hold_id: Annotated[int, typer.Argument(help="Id of the hold")], config: ConfigOption = None
 ) -> None:
     """Release a legal hold (it stays listed with its release time)."""
-    with _store(_settings(config)) as store:
+    with _store(load_settings(config)) as store:
         try:
             release_hold(store, hold_id)
         except HubError as exc:
-            raise _fail(exc.detail) from exc
+            raise fail(exc.detail) from exc
     typer.echo(f"legal hold {hold_id} released")
 
 
@@ -180,5 +163,5 @@ def hold_list(
     released: Annotated[bool, typer.Option("--all", help="Include released holds")] = False,
 ) -> None:
     """Print the legal holds in force (with --all, released ones too) as JSON."""
-    with _store(_settings(config)) as store:
+    with _store(load_settings(config)) as store:
         typer.echo(_json(list_holds(store, released=released)))

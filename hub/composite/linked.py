@@ -49,11 +49,11 @@ from hub.composite.expressions import (
     strip_member,
 )
 from hub.composite.keys import key_forms, normalise_key, preferred_first
-from hub.composite.ordering import as_text, equals_all, sort_features
 from hub.composite.settings import ID_KEY, LinkedMember, LinkedSettings, Lookup, MemberSpec
 from hub.errors import NotFound
 from hub.features.cql import compile_predicate, transform_literals
 from hub.features.crs import OFFERED_CRS
+from hub.features.ordering import as_text, equals_all, sort_features
 from hub.features.params import ItemsRequest
 from hub.features.service import SCAN_PAGE, ItemsResult
 from hub.registry import CollectionBinding

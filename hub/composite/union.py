@@ -30,9 +30,9 @@ from connectors.base import (
 )
 from connectors.errors import ConnectorConfigError, UnsupportedQuery
 from hub.composite.base import CompositeConnector, Member, MemberFailure
-from hub.composite.ordering import sort_features
 from hub.composite.settings import MemberSpec, UnionSettings
 from hub.features.crs import OFFERED_CRS
+from hub.features.ordering import sort_features
 from hub.features.params import ItemsRequest
 from hub.features.service import SCAN_PAGE, ItemsResult
 

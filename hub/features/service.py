@@ -13,12 +13,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from connectors.base import CITYJSON, BBox, Feature, FeaturePage, FeatureQuery, SortKey
+from connectors.base import CITYJSON, BBox, Feature, FeaturePage, FeatureQuery
 from connectors.errors import ConnectorError, UpstreamTimeout
 from hub import audit
 from hub.errors import BadRequest, HubError, NotFound, from_connector_error
 from hub.features.cql import compile_predicate, transform_literals
 from hub.features.crs import crs84_envelope, transform_features
+from hub.features.ordering import sort_features
 from hub.features.params import ItemsRequest
 from hub.features.temporal import interval_predicate
 from hub.registry import CollectionBinding
@@ -225,7 +226,7 @@ class FeatureService:
                     f"{self._max_scan} features of a source; narrow it with bbox or a property"
                 )
         if request.sortby:
-            _sort(matched, request.sortby)
+            sort_features(matched, request.sortby)
         total = len(matched)
         window = matched[request.offset : request.offset + request.limit]
         return self._finish(window, page_crs, request, total, request.offset + len(window) < total)
@@ -288,18 +289,6 @@ def _outside_extent(binding: CollectionBinding, bbox: BBox) -> bool:
         return False
     minx, miny, maxx, maxy = crs84_envelope(bbox)
     return maxx < extent[0] or minx > extent[2] or maxy < extent[1] or miny > extent[3]
-
-
-def _sort(features: list[Feature], keys: tuple[SortKey, ...]) -> None:
-    """Stable multi-key sort; missing values last whatever the direction."""
-    for key in reversed(keys):
-        present = [f for f in features if (f.get("properties") or {}).get(key.property) is not None]
-        absent = [f for f in features if (f.get("properties") or {}).get(key.property) is None]
-        try:
-            present.sort(key=lambda f: f["properties"][key.property], reverse=not key.ascending)
-        except TypeError:
-            present.sort(key=lambda f: str(f["properties"][key.property]), reverse=not key.ascending)
-        features[:] = present + absent
 
 
 __all__ = ["FeatureService", "HubError", "ItemsResult"]

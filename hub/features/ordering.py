@@ -1,4 +1,4 @@
-"""Sorting and matching features in the hub, the way the feature service does it."""
+"""Sorting and matching features in the hub: the feature service and composite collections alike."""
 
 from __future__ import annotations
 
