@@ -103,7 +103,8 @@ def _output_crs(params: Mapping[str, str], terms: CollectionTerms, model_output:
     return _crs_param(params, "crs", terms.offered_crs)
 
 
-def _int_param(params: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+def int_param(params: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    """An integer query parameter, ``default`` when absent; 400 when not an integer or too small."""
     raw = params.get(name)
     if raw is None:
         return default
@@ -176,8 +177,8 @@ def parse_items_request(
     """
     property_equals = {k: v for k, v in params.items() if k in terms.fields}
     refuse_unknown({k: v for k, v in params.items() if k not in property_equals}, ITEMS_PARAMETERS)
-    limit = min(_int_param(params, "limit", terms.default_limit, 1), terms.max_limit)
-    offset = _int_param(params, "offset", 0, 0)
+    limit = min(int_param(params, "limit", terms.default_limit, 1), terms.max_limit)
+    offset = int_param(params, "offset", 0, 0)
 
     bbox = None
     if "bbox" in params:

@@ -12,7 +12,7 @@ from connectors.base import CRS84, Interval
 from hub.catalogue.datasets import Extent
 from hub.errors import BadRequest
 from hub.features.crs import parse_bbox
-from hub.features.params import parse_datetime, refuse_unknown
+from hub.features.params import int_param, parse_datetime, refuse_unknown
 from hub.records.records import Record, normalise_text
 
 FORMAT_PARAMETER = frozenset({"f"})
@@ -98,19 +98,6 @@ def _phrases(raw: str) -> tuple[re.Pattern[str], ...]:
     return tuple(phrases)
 
 
-def _int(params: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"{name} must be an integer") from exc
-    if value < minimum:
-        raise BadRequest(f"{name} must be at least {minimum}")
-    return value
-
-
 def check_format(params: Mapping[str, str]) -> None:
     """Only JSON is offered; ``f`` may ask for it and for nothing else."""
     fmt = params.get("f")
@@ -133,8 +120,8 @@ def parse_record_query(params: Mapping[str, str], *, default_limit: int, max_lim
         bbox = parse_bbox(params["bbox"], CRS84).as_tuple()
     return RecordQuery(
         # a larger limit is served as the largest page, as the features API does
-        limit=min(_int(params, "limit", default_limit, 1), max_limit),
-        offset=_int(params, "offset", 0, 0),
+        limit=min(int_param(params, "limit", default_limit, 1), max_limit),
+        offset=int_param(params, "offset", 0, 0),
         phrases=_phrases(params["q"]) if "q" in params else None,
         bbox=bbox,
         interval=parse_datetime(params["datetime"]) if "datetime" in params else None,
