@@ -18,7 +18,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from pygeofilter import ast, values
 
-from connectors._gml import GML32, Element, FieldType, local, text_of
+from connectors._gml import GML32, Element, local, text_of
+from connectors.base import FieldType
 
 FES20 = "http://www.opengis.net/fes/2.0"
 

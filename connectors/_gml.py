@@ -15,12 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from lxml import etree
 
 from connectors._crs import EPSG_PREFIX, northing_first
-from connectors.base import CRS84, Feature
+from connectors.base import CRS84, Feature, FieldType
 from connectors.errors import UnsupportedQuery
 
 GML32 = "http://www.opengis.net/gml/3.2"
@@ -33,7 +33,6 @@ OWS_NAMESPACES = frozenset(
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XLINK = "http://www.w3.org/1999/xlink"
 
-FieldType = Literal["string", "number", "integer", "boolean", "date", "date-time", "object", "array"]
 
 Element = Any
 """An lxml element (lxml ships no type information)."""

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pygeofilter import ast
 
 from connectors._network import NetworkPolicy
+from connectors.errors import ConnectorConfigError
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CRS84H = "http://www.opengis.net/def/crs/OGC/0/CRS84h"
@@ -159,12 +160,16 @@ class Capabilities:
     """Output CRSs the source can produce itself."""
 
 
+FieldType = Literal["string", "number", "integer", "boolean", "date", "date-time", "object", "array"]
+"""JSON Schema types (and formats) a property can have."""
+
+
 @dataclass(slots=True)
 class FieldInfo:
     """One attribute of a collection's features, as JSON Schema type."""
 
     name: str
-    type: Literal["string", "number", "integer", "boolean", "date", "date-time", "object", "array"]
+    type: FieldType
     title: str | None = None
 
 
@@ -202,6 +207,11 @@ class Connector(abc.ABC):
     settings_model: ClassVar[type[ConnectorSettings]]
 
     def __init__(self, settings: ConnectorSettings, *, source_id: str, http: httpx.AsyncClient):
+        if not isinstance(settings, self.settings_model):
+            raise ConnectorConfigError(
+                f"the {self.kind} connector needs {self.settings_model.__name__}", source_id=source_id
+            )
+        # subclasses narrow the annotation of ``settings`` to their own model
         self.settings = settings
         self.source_id = source_id
         self.http = http

@@ -337,17 +337,16 @@ class CityJsonConnector(FileConnector):
     kind: ClassVar[str] = "cityjson"
     settings_model: ClassVar[type[ConnectorSettings]] = CityJsonSettings
 
+    settings: CityJsonSettings
+
     def __init__(self, settings: ConnectorSettings, *, source_id: str, http: httpx.AsyncClient):
-        if not isinstance(settings, CityJsonSettings):
-            raise ConnectorConfigError("the cityjson connector needs CityJsonSettings", source_id=source_id)
         super().__init__(settings, source_id=source_id, http=http)
-        self.cityjson_settings = settings
         self._handed: dict[str, dict[str, dict[str, Any]]] = {}
 
     async def open(self) -> None:
         """Read, normalise and index the file once, off the event loop."""
         try:
-            self._layers, self._handed = await asyncio.to_thread(_load, self.cityjson_settings)
+            self._layers, self._handed = await asyncio.to_thread(_load, self.settings)
         except ConnectorConfigError as exc:
             exc.source_id = self.source_id
             raise

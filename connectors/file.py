@@ -670,17 +670,16 @@ class FileConnector(Connector):
     kind: ClassVar[str] = "file"
     settings_model: ClassVar[type[ConnectorSettings]] = FileSettings
 
+    settings: FileSettings
+
     def __init__(self, settings: ConnectorSettings, *, source_id: str, http: httpx.AsyncClient):
-        if not isinstance(settings, FileSettings):
-            raise ConnectorConfigError("the file connector needs FileSettings", source_id=source_id)
         super().__init__(settings, source_id=source_id, http=http)
-        self.file_settings = settings
         self._layers: dict[str, _Layer] | None = None
 
     async def open(self) -> None:
         """Read and index the file once, off the event loop."""
         try:
-            self._layers = await asyncio.to_thread(_load, self.file_settings)
+            self._layers = await asyncio.to_thread(_load, self.settings)
         except ConnectorConfigError as exc:
             exc.source_id = self.source_id
             raise

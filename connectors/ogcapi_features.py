@@ -55,6 +55,7 @@ from connectors.base import (
     FeaturePage,
     FeatureQuery,
     FieldInfo,
+    FieldType,
     Interval,
 )
 from connectors.errors import (
@@ -82,7 +83,6 @@ RESERVED_PARAMETERS = frozenset(
         "lang", "profile",
     }
 )  # fmt: skip
-FieldType = Literal["string", "number", "integer", "boolean", "date", "date-time", "object", "array"]
 _JSON_TYPES: dict[str, FieldType] = {
     "string": "string", "number": "number", "integer": "integer", "boolean": "boolean",
     "object": "object", "array": "array",
@@ -191,11 +191,8 @@ class OgcApiFeaturesConnector(Connector):
     settings: OgcApiFeaturesSettings
 
     def __init__(self, settings: ConnectorSettings, *, source_id: str, http: httpx.AsyncClient) -> None:
-        if not isinstance(settings, OgcApiFeaturesSettings):
-            raise ConnectorConfigError("ogcapi-features needs OgcApiFeaturesSettings", source_id=source_id)
         super().__init__(settings, source_id=source_id, http=http)
-        self.settings = settings
-        self._origin = origin(settings.url)
+        self._origin = origin(self.settings.url)
         self._own_client: httpx.AsyncClient | None = None
         self._conformance: frozenset[str] | None = None
         self._collections: dict[str, _Collection] = {}

@@ -601,12 +601,11 @@ class PostgisConnector(Connector):
     kind: ClassVar[str] = "postgis"
     settings_model: ClassVar[type[ConnectorSettings]] = PostgisSettings
 
+    settings: PostgisSettings
+
     def __init__(self, settings: ConnectorSettings, *, source_id: str, http: httpx.AsyncClient):
-        if not isinstance(settings, PostgisSettings):
-            raise ConnectorConfigError("the postgis connector needs PostgisSettings", source_id=source_id)
         super().__init__(settings, source_id=source_id, http=http)
-        self.pg_settings = settings
-        self.schema_name, self.table_name = _split_table(settings.table)
+        self.schema_name, self.table_name = _split_table(self.settings.table)
         self._engine: AsyncEngine | None = None
         self._schema: _Schema | None = None
         self._statements: dict[tuple[Any, ...], _Prepared] = {}
@@ -614,12 +613,12 @@ class PostgisConnector(Connector):
     # --- lifecycle ----------------------------------------------------------------------
 
     def _engine_url(self) -> Any:
-        url = make_url(self.pg_settings.dsn).set(drivername="postgresql+psycopg")
-        if self.pg_settings.password_env:
-            password = os.environ.get(self.pg_settings.password_env)
+        url = make_url(self.settings.dsn).set(drivername="postgresql+psycopg")
+        if self.settings.password_env:
+            password = os.environ.get(self.settings.password_env)
             if password is None:
                 raise ConnectorConfigError(
-                    f"environment variable {self.pg_settings.password_env} is not set",
+                    f"environment variable {self.settings.password_env} is not set",
                     source_id=self.source_id,
                 )
             url = url.set(password=password)
@@ -636,7 +635,7 @@ class PostgisConnector(Connector):
         so a DNS answer that changes after the check (rebinding) is never followed; it still
         verifies TLS against ``host``. Without ``resolve_now`` an unresolvable name passes.
         """
-        url = make_url(self.pg_settings.dsn)
+        url = make_url(self.settings.dsn)
         if {"host", "hostaddr", "service"} & set(url.query):
             raise ConnectorConfigError(
                 "name the database host in the dsn itself (postgresql://host:port/db): hosts given "
@@ -664,7 +663,7 @@ class PostgisConnector(Connector):
         """Create the connection pool and reflect the table."""
         policy = network_policy(self.http)
         pinned = await self._pinned_addresses(policy) if policy is not None else {}
-        timeout = self.pg_settings.timeout
+        timeout = self.settings.timeout
         # The server cancels a statement a little before the hub gives up on the request, so
         # the connection comes back clean and the error says what happened.
         statement_ms = max(1, int(timeout * 900))
@@ -673,7 +672,7 @@ class PostgisConnector(Connector):
             # Every request is one read-only statement: no BEGIN/ROLLBACK round trips around it.
             # The statement timeout is a session setting, so it holds without a transaction.
             isolation_level="AUTOCOMMIT",
-            pool_size=self.pg_settings.pool_size,
+            pool_size=self.settings.pool_size,
             max_overflow=0,
             pool_timeout=timeout,
             connect_args={
@@ -702,7 +701,7 @@ class PostgisConnector(Connector):
 
     def _reflect(self, conn: Connection) -> _Schema:
         """Read the table's columns, key, geometry column and SRID (runs in the sync bridge)."""
-        settings = self.pg_settings
+        settings = self.settings
         found = conn.execute(
             text(
                 "SELECT f_geometry_column, srid, type FROM geometry_columns "
@@ -796,7 +795,7 @@ class PostgisConnector(Connector):
         original = getattr(exc, "orig", None) or exc
         if isinstance(original, psycopg.errors.QueryCanceled):
             raise UpstreamTimeout(
-                f"the database did not answer within {self.pg_settings.timeout:g} s",
+                f"the database did not answer within {self.settings.timeout:g} s",
                 source_id=self.source_id,
             ) from exc
         sqlstate = getattr(original, "sqlstate", None) or ""
@@ -866,7 +865,7 @@ class PostgisConnector(Connector):
         temporal = None
         if times is not None:
             temporal = (self._instant(times[0], end=False), self._instant(times[1], end=True))
-        settings = self.pg_settings
+        settings = self.settings
         return [
             CollectionInfo(
                 id=self.table_name,

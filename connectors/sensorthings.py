@@ -79,6 +79,7 @@ from connectors.base import (
     FeaturePage,
     FeatureQuery,
     FieldInfo,
+    FieldType,
     Interval,
 )
 from connectors.errors import (
@@ -91,7 +92,6 @@ from connectors.errors import (
 
 GEOJSON_ENCODINGS = frozenset({"application/geo+json", "application/vnd.geo+json"})
 _OM = "http://www.opengis.net/def/observationType/OGC-OM/2.0/"
-FieldType = Literal["string", "number", "integer", "boolean", "date", "date-time", "object", "array"]
 RESULT_TYPES: dict[str, FieldType] = {
     _OM + "OM_Measurement": "number",
     _OM + "OM_CountObservation": "integer",
@@ -186,12 +186,9 @@ class SensorThingsConnector(Connector):
     settings: SensorThingsSettings
 
     def __init__(self, settings: ConnectorSettings, *, source_id: str, http: httpx.AsyncClient) -> None:
-        if not isinstance(settings, SensorThingsSettings):
-            raise ConnectorConfigError("sensorthings needs SensorThingsSettings", source_id=source_id)
         super().__init__(settings, source_id=source_id, http=http)
-        self.settings = settings
-        self._origin = origin(settings.url)
-        self._things_url = f"{settings.url}/Things"
+        self._origin = origin(self.settings.url)
+        self._things_url = f"{self.settings.url}/Things"
         self._numeric_ids: bool | None = None
         self._box_untrusted = False
         self._bookmarks: OrderedDict[tuple[Any, ...], tuple[float, dict[int, int]]] = OrderedDict()

@@ -73,7 +73,6 @@ from connectors.base import (
     FieldInfo,
 )
 from connectors.errors import (
-    ConnectorConfigError,
     ConnectorError,
     UnsupportedQuery,
     UpstreamInvalidResponse,
@@ -148,11 +147,10 @@ class ThreeDBagConnector(Connector):
     kind: ClassVar[str] = "3dbag"
     settings_model: ClassVar[type[ConnectorSettings]] = ThreeDBagSettings
 
+    settings: ThreeDBagSettings
+
     def __init__(self, settings: ConnectorSettings, *, source_id: str, http: httpx.AsyncClient):
-        if not isinstance(settings, ThreeDBagSettings):
-            raise ConnectorConfigError("the 3dbag connector needs ThreeDBagSettings", source_id=source_id)
         super().__init__(settings, source_id=source_id, http=http)
-        self.bag_settings = settings
         self._marks: OrderedDict[tuple[Any, ...], _Marks] = OrderedDict()
 
     # -- the connector contract ------------------------------------------------------------
@@ -289,7 +287,7 @@ class ThreeDBagConnector(Connector):
         the first wave is a single request, because until the API has said how many candidates
         there are, more would risk requests past the end.
         """
-        size = self.bag_settings.page_size
+        size = self.settings.page_size
         while not walk.exhausted:
             want = needed()
             if want <= 0:
@@ -448,13 +446,13 @@ class ThreeDBagConnector(Connector):
 
     async def _get(self, path: str, params: Mapping[str, str]) -> Any:
         """GET a JSON document; None on 404; errors translated into the connector's own."""
-        url = f"{self.bag_settings.url}{path}"
+        url = f"{self.settings.url}{path}"
         response = await send(
             self.http,
             "GET",
             url,
             source_id=self.source_id,
-            seconds=self.bag_settings.timeout,
+            seconds=self.settings.timeout,
             params=params,
             headers={"Accept": "application/json"},
         )

@@ -64,7 +64,6 @@ from connectors._gml import (
     WFS20,
     Element,
     FeatureCollectionPage,
-    FieldType,
     GmlError,
     OwsException,
     SrsName,
@@ -91,6 +90,7 @@ from connectors.base import (
     FeaturePage,
     FeatureQuery,
     FieldInfo,
+    FieldType,
 )
 from connectors.errors import (
     ConnectorConfigError,
@@ -366,11 +366,8 @@ class WfsConnector(Connector):
     settings: WfsSettings
 
     def __init__(self, settings: ConnectorSettings, *, source_id: str, http: httpx.AsyncClient) -> None:
-        if not isinstance(settings, WfsSettings):
-            raise ConnectorConfigError("wfs needs WfsSettings", source_id=source_id)
         super().__init__(settings, source_id=source_id, http=http)
-        self.settings = settings
-        self._origin = origin(settings.url)
+        self._origin = origin(self.settings.url)
         self._own_client: httpx.AsyncClient | None = None
         self._service: _Service | None = None
         self._collections: dict[str, _Collection] = {}

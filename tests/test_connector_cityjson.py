@@ -530,7 +530,7 @@ async def test_unusable_sequences_and_settings_are_config_errors(
         await opened(path, http)
     with pytest.raises(ConnectorConfigError, match="one collection"):
         await opened(B2_JSONL, http, layer="gebouwen")
-    assert (await opened(B2_JSONL, http, layer="3dbag_b2")).cityjson_settings.layer == "3dbag_b2"
+    assert (await opened(B2_JSONL, http, layer="3dbag_b2")).settings.layer == "3dbag_b2"
 
 
 async def test_opening_does_not_block_the_loop(http: httpx.AsyncClient) -> None:
