@@ -63,6 +63,7 @@ class EngineState:
 
 ViewKey = tuple[int, tuple[tuple[str, tuple[str, ...]], ...]]
 _VIEW_CACHE_SIZE = 32
+_ENTITLEMENTS_REMEMBERED = 1024
 
 
 def _resource(binding: CollectionBinding, runtime: Runtime, collection_url: str) -> dict[str, Any]:
@@ -160,6 +161,7 @@ class OgcEngine:
         self._requested = 0  # generations asked for
         self._built = 0  # the newest generation served
         self._views: OrderedDict[ViewKey, EngineState] = OrderedDict()
+        self._view_of: dict[tuple[object, ...], EngineState] = {}
         self._view_builds: dict[ViewKey, asyncio.Future[EngineState]] = {}
 
     @property
@@ -202,13 +204,30 @@ class OgcEngine:
             self._state = replace(built, generation=target)
             self._built = target
             self._views.clear()
+            self._view_of.clear()
 
     async def view(self, access: Access) -> EngineState:
         """The generation as ``access`` may see it: only collections the caller may read,
         without the properties it may not see (in items, queryables, schema and OpenAPI alike).
 
-        Views are built like generations (off the loop) and cached per distinct visibility.
+        Views are built like generations (off the loop) and cached per distinct visibility;
+        which view a caller gets is remembered per entitlement, so a request does not walk every
+        collection's policy again.
         """
+        caller = access.caller
+        activity = access.activity.id if access.activity else None
+        entitled = (self.state.generation, caller.anonymous, caller.roles, caller.scopes, activity)
+        known = self._view_of.get(entitled)
+        if known is not None:
+            return known
+        state = await self._visible_view(access)
+        if state.generation == self.state.generation:
+            if len(self._view_of) >= _ENTITLEMENTS_REMEMBERED:
+                self._view_of.clear()
+            self._view_of[entitled] = state
+        return state
+
+    async def _visible_view(self, access: Access) -> EngineState:
         base = self.state
         visible = {
             cid: hidden_properties(access, binding.source.registration)
