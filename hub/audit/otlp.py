@@ -21,7 +21,6 @@ from hub import __version__
 from hub.audit.logboek import attributes
 from hub.audit.models import KIND_REQUEST
 from hub.audit.store import Appended
-from hub.settings import Settings
 
 LOG = logging.getLogger(__name__)
 
@@ -87,6 +86,11 @@ def export_request(records: Sequence[Mapping[str, Any]], service_name: str) -> d
     }
 
 
+def export_headers(headers_env: Mapping[str, str]) -> dict[str, str]:
+    """The export's HTTP headers, each read from the environment variable configured for it."""
+    return {name: os.environ[variable] for name, variable in headers_env.items() if variable in os.environ}
+
+
 class OtlpExporter:
     """Sends committed records to ``endpoint`` from a background thread."""
 
@@ -99,18 +103,6 @@ class OtlpExporter:
         self.exported = 0
         self.dropped = 0
         self.failed = 0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> OtlpExporter:
-        """The exporter the ``audit`` settings describe (headers from environment variables)."""
-        endpoint = settings.audit.otlp_endpoint
-        assert endpoint is not None
-        headers = {
-            name: os.environ[variable]
-            for name, variable in settings.audit.otlp_headers_env.items()
-            if variable in os.environ
-        }
-        return cls(endpoint, headers=headers, service_name="urban-twin-hub")
 
     def start(self) -> None:
         """Start the export thread."""
@@ -125,7 +117,7 @@ class OtlpExporter:
             self._thread = None
 
     def offer(self, appended: Appended) -> None:
-        """Queue a committed batch for export; never blocks (the writer thread calls this)."""
+        """Queue a committed batch for export; never blocks (the writer calls this)."""
         self._put(appended)
 
     def _put(self, item: Appended | object) -> None:

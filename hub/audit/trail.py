@@ -25,13 +25,14 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.audit.errors import AuditUnavailable
 from hub.audit.models import KIND_REQUEST, KIND_SUBJECT
-from hub.audit.otlp import OtlpExporter
+from hub.audit.otlp import export_headers
 from hub.audit.processing import Processing
 from hub.audit.pseudonym import Pseudonymiser
 from hub.audit.retention import configuration_problems, default_activity
 from hub.audit.store import AuditStore, CallerIdentity, RecordDraft
 from hub.audit.tracecontext import new_span_id
 from hub.audit.writer import AuditWriter
+from hub.audit.writer_process import WriterConfig
 from hub.errors import ConfigurationError
 from hub.settings import Settings
 
@@ -70,7 +71,6 @@ class AuditTrail:
         self.pseudonymiser = Pseudonymiser.from_environment(settings.audit.pseudonym_key_env)
         self.store: AuditStore | None = None
         self.writer: AuditWriter | None = None
-        self.exporter: OtlpExporter | None = None
 
     @property
     def database_url(self) -> str:
@@ -78,7 +78,8 @@ class AuditTrail:
         return self.settings.audit.database_url or self.settings.database_url
 
     async def start(self) -> None:
-        """Open the audit database and start the writer (and the exporter, if configured)."""
+        """Open (and migrate) the audit database and start the writer process, which also
+        exports to OTLP if configured."""
         if not self.enabled:
             LOG.warning("the audit trail is disabled: processings are not logged")
             return
@@ -91,24 +92,23 @@ class AuditTrail:
         self.store = await run_in_threadpool(
             partial(AuditStore.open, self.database_url, fsync=self.settings.audit.fsync)
         )
-        if self.settings.audit.otlp_endpoint:
-            self.exporter = OtlpExporter.from_settings(self.settings)
-            self.exporter.start()
-        self.writer = AuditWriter(
-            self.store,
-            timeout=self.settings.audit.write_timeout,
-            on_commit=self.exporter.offer if self.exporter else None,
+        audit = self.settings.audit
+        config = WriterConfig(
+            database_url=self.database_url,
+            fsync=audit.fsync,
+            otlp_endpoint=audit.otlp_endpoint,
+            otlp_headers=export_headers(audit.otlp_headers_env),
         )
-        self.writer.start()
+        writer = AuditWriter(config, timeout=audit.write_timeout)
+        await writer.start()
+        self.writer = writer
 
     async def stop(self) -> None:
-        """Write what is queued, stop the threads and close the database."""
-        writer, exporter, store = self.writer, self.exporter, self.store
-        self.writer = self.exporter = self.store = None
+        """Write what is queued, stop the writer process and close the database."""
+        writer, store = self.writer, self.store
+        self.writer = self.store = None
         if writer is not None:
-            await run_in_threadpool(writer.stop)
-        if exporter is not None:
-            await run_in_threadpool(exporter.stop)
+            await writer.stop()
         if store is not None:
             await run_in_threadpool(store.close)
 
