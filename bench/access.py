@@ -39,10 +39,11 @@ import httpx
 import pyogrio.raw
 import sqlalchemy as sa
 
-from bench import servers
+from bench import scenarios, servers
 from bench.load import (
     CLIENT_HEADERS,
     PROFILES,
+    REQUEST_TIMEOUT,
     LoadGenerator,
     Measurement,
     Profile,
@@ -61,13 +62,10 @@ from tests.fixtures.postgis import PostgisServer
 LOSS_GOAL = 0.10
 """Authentication and audit cost at most 10% of the open collection's throughput."""
 
-COLLECTION = "afvalbakken"
 READER_ROLE = "medewerker"
 """The role the candidate's collection asks for."""
 MANAGER_ROLE = "beheerder"
 """The role that may see the protected property, under the processing activity."""
-PROTECTED_FIELD = "OPMERKING"
-"""A free-text remark: where personal details end up in practice."""
 ACTIVITY = {
     "id": "beheer-openbare-ruimte",
     "uri": "https://example.org/verwerkingsregister/beheer-openbare-ruimte",
@@ -220,25 +218,97 @@ def _round(value: float, digits: int = 1) -> float | None:
 # --- the two hubs --------------------------------------------------------------------------
 
 
-def _registration(*, protected: bool) -> dict[str, Any]:
-    """The same file on both hubs; the candidate's is internal, with a protected property."""
+@dataclass(frozen=True)
+class AccessSource:
+    """Where both hubs read the features, and which property the candidate protects."""
+
+    name: str
+    label: str
+    collection: str
+    protected_field: str
+
+
+SOURCES = {
+    source.name: source
+    for source in (
+        # a free-text remark: where personal details end up in practice
+        AccessSource(
+            "file",
+            "the afvalbakken GeoJSON file, file connector (read once, served from memory)",
+            "afvalbakken",
+            "OPMERKING",
+        ),
+        AccessSource(
+            "federation",
+            "pygeoapi serving the afvalbakken file, ogcapi-features connector (asked per request)",
+            "afvalbakken",
+            "OPMERKING",
+        ),
+        # an address is personal data once it is linked to a person
+        AccessSource(
+            "postgis",
+            "the BAG verblijfsobjecten in PostGIS, postgis connector (queried per request)",
+            "verblijfsobjecten",
+            "huisnummer",
+        ),
+    )
+}
+
+
+def _registration(source: AccessSource, location: dict[str, Any], *, protected: bool) -> dict[str, Any]:
+    """The same data on both hubs; the candidate's is internal, with a protected property."""
     registration: dict[str, Any] = {
-        "id": COLLECTION,
-        "title": "Afvalbakken Amsterdam 2013",
-        "connector": "file",
+        "id": source.collection,
+        "title": source.collection,
         "owner": "benchmark",
-        "path": str(servers.AFVALBAKKEN),
         "classification": "open",
+        "timeout": REQUEST_TIMEOUT,
+        **location,
     }
     if protected:
         registration |= {
             "classification": "internal",
             "access": {"roles": [READER_ROLE]},
             "protected_fields": {
-                PROTECTED_FIELD: {"classification": "confidential", "roles": [MANAGER_ROLE]}
+                source.protected_field: {"classification": "confidential", "roles": [MANAGER_ROLE]}
             },
         }
     return registration
+
+
+@contextlib.contextmanager
+def _source_location(
+    source: AccessSource, workdir: Path, progress: Callable[[str], None]
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """Start what serves the source; its connector settings and the id of a feature near the
+    middle of the data."""
+    if source.name == "file":
+        # the id the file connector gives a feature is its position
+        _, fids, _, _ = pyogrio.raw.read(servers.AFVALBAKKEN, return_fids=True, read_geometry=False)
+        yield {"connector": "file", "path": str(servers.AFVALBAKKEN)}, str(fids[len(fids) // 2])
+    elif source.name == "federation":
+        progress("starting pygeoapi as the source ...")
+        pygeoapi = servers.start_pygeoapi(workdir, None)
+        try:
+            location = {
+                "connector": "ogcapi-features",
+                "url": pygeoapi.base_url,
+                "collections": [{"upstream": "afvalbakken", "id": source.collection}],
+            }
+            yield location, scenarios.afvalbakken().item_id
+        finally:
+            pygeoapi.stop()
+    else:
+        progress("starting PostGIS as the source ...")
+        with servers.postgis_cluster() as cluster:
+            table = servers.load_verblijfsobjecten(cluster)
+            location = {
+                "connector": "postgis",
+                "dsn": table.libpq_url,
+                "table": table.table,
+                "collections": [{"upstream": table.table, "id": source.collection}],
+            }
+            yield location, scenarios.verblijfsobjecten().item_id
 
 
 def audit_database_url(workdir: Path, postgres: PostgisServer | None) -> str:
@@ -263,6 +333,7 @@ class Hubs:
     baseline: servers.ServerProcess
     candidate: servers.ServerProcess
     does: Candidate
+    source: AccessSource
     token: str
     audit_database: str
     item_id: str
@@ -270,7 +341,7 @@ class Hubs:
 
     def collection_url(self, hub: servers.ServerProcess) -> str:
         """The collection's URL on ``hub``."""
-        return f"{hub.base_url}{OGC_PREFIX}/collections/{COLLECTION}"
+        return f"{hub.base_url}{OGC_PREFIX}/collections/{self.source.collection}"
 
     def urls(self, query: AccessQuery) -> tuple[str, str]:
         """The query's URL on the open hub and on the candidate."""
@@ -286,19 +357,15 @@ class Hubs:
         return {"Authorization": f"Bearer {self.token}"} if self.does.auth else {}
 
 
-def _middle_item() -> str:
-    """The id the file connector gives the feature in the middle of the file (its position)."""
-    _, fids, _, _ = pyogrio.raw.read(servers.AFVALBAKKEN, return_fids=True, read_geometry=False)
-    return str(fids[len(fids) // 2])
-
-
 @contextlib.contextmanager
 def serve_hubs(
     audit_database: str = "sqlite",
     progress: Callable[[str], None] = print,
     candidate: Candidate = CANDIDATES["auth+audit"],
+    source: AccessSource = SOURCES["file"],
 ) -> Iterator[Hubs]:
-    """Start the issuer and both hubs; stop them (and remove their files) afterwards."""
+    """Start the source's server, the issuer and both hubs; stop them (and remove their files)
+    afterwards."""
     if not servers.AFVALBAKKEN.is_file():
         raise servers.ComponentError("data", f"{servers.AFVALBAKKEN} is absent")
     workdir = Path(tempfile.mkdtemp(prefix="bench-access-"))
@@ -310,6 +377,7 @@ def serve_hubs(
             # durable, as the audit log's own database would be: its commits are what it waits for
             postgres = stack.enter_context(servers.postgis_cluster(durable=True))
         audit_url = audit_database_url(workdir, postgres)
+        location, item_id = stack.enter_context(_source_location(source, workdir, progress))
         issuer = LoopbackIssuer().start()
         stack.callback(issuer.stop)
         # One caller for the whole run, as a viewer would hold one token per session.
@@ -324,8 +392,8 @@ def serve_hubs(
         progress("starting the open hub (no auth, no audit) ...")
         baseline = servers.start_hub(
             workdir,
-            [_registration(protected=False)],
-            [COLLECTION],
+            [_registration(source, location, protected=False)],
+            [source.collection],
             name="open",
             settings={"audit": {"enabled": False}},
         )
@@ -333,8 +401,8 @@ def serve_hubs(
         progress(f"starting the {candidate.label} ...")
         server = servers.start_hub(
             workdir,
-            [_registration(protected=candidate.auth)],
-            [COLLECTION],
+            [_registration(source, location, protected=candidate.auth)],
+            [source.collection],
             name="candidate",
             settings=candidate_settings,
             headers=headers,
@@ -344,14 +412,19 @@ def serve_hubs(
             baseline,
             server,
             candidate,
+            source,
             token,
             audit_url,
-            _middle_item(),
-            {"baseline": {"audit": {"enabled": False}}, "candidate": _describe(candidate, audit_database)},
+            item_id,
+            {
+                "source": source.label,
+                "baseline": {"audit": {"enabled": False}},
+                "candidate": _describe(candidate, audit_database, source),
+            },
         )
 
 
-def _describe(candidate: Candidate, audit_database: str) -> dict[str, Any]:
+def _describe(candidate: Candidate, audit_database: str, source: AccessSource) -> dict[str, Any]:
     """The candidate's settings for the report, without loopback URLs that mean nothing later."""
     described: dict[str, Any] = {
         "does": candidate.name,
@@ -366,7 +439,7 @@ def _describe(candidate: Candidate, audit_database: str) -> dict[str, Any]:
             "auth": "bearer JWT (RS256) validated against the issuer's JWKS",
             "classification": "internal",
             "access": {"roles": [READER_ROLE]},
-            "protected_fields": [PROTECTED_FIELD],
+            "protected_fields": [source.protected_field],
         }
     return described
 
@@ -399,10 +472,11 @@ def check_enforced(hubs: Hubs) -> None:
                 raise servers.ComponentError(
                     name, f"{url} answered {response.status_code}: {response.text[:300]}"
                 )
-            seen = any(PROTECTED_FIELD in f["properties"] for f in response.json()["features"])
+            field = hubs.source.protected_field
+            seen = any(field in f["properties"] for f in response.json()["features"])
             if seen != shown:
                 state = "shows" if seen else "hides"
-                raise servers.ComponentError(name, f"{state} {PROTECTED_FIELD} on {url}")
+                raise servers.ComponentError(name, f"{state} {field} on {url}")
 
 
 def logged_feature_requests(database_url: str) -> int | None:
@@ -484,6 +558,7 @@ def run_access_benchmark(
     load: str = "auto",
     audit_database: str = "sqlite",
     candidate: Candidate = CANDIDATES["auth+audit"],
+    source: AccessSource = SOURCES["file"],
     progress: Callable[[str], None] = _progress,
 ) -> AccessResult:
     """Start the issuer and both hubs, measure every query, check the audit log; the report.
@@ -492,7 +567,7 @@ def run_access_benchmark(
     enforce its policy.
     """
     started_at = datetime.now(UTC)
-    with serve_hubs(audit_database, progress, candidate) as hubs:
+    with serve_hubs(audit_database, progress, candidate, source) as hubs:
         try:
             generator = load_generator(
                 load, profile.concurrency, {origin(hubs.candidate): hubs.authorization}
@@ -526,6 +601,7 @@ def run_access_benchmark(
         "hubs": settings,
         "rows": [row.as_json() for row in rows],
         "candidate": candidate.name,
+        "source": source.name,
         "goal": {
             "goal": f"{candidate.name} loses at most {LOSS_GOAL:.0%} of the open hub's throughput",
             "met": all(row.loss <= LOSS_GOAL for row in rows),
@@ -541,7 +617,11 @@ def origin(server: servers.ServerProcess) -> str:
     return urlsplit(server.base_url).netloc
 
 
-def table(rows: Sequence[AccessRow], candidate: Candidate = CANDIDATES["auth+audit"]) -> str:
+def table(
+    rows: Sequence[AccessRow],
+    candidate: Candidate = CANDIDATES["auth+audit"],
+    source: AccessSource = SOURCES["file"],
+) -> str:
     """The rows as a fixed-width text table: A = the open hub, B = the candidate."""
     header = (
         f"{'query':<18}{'feat':>5}{'bytes A/B':>14} |{'p50 ms A':>9}{'B':>7} |"
@@ -549,6 +629,7 @@ def table(rows: Sequence[AccessRow], candidate: Candidate = CANDIDATES["auth+aud
     )
     lines = [
         "",
+        f"Source: {source.label}",
         f"A = open hub (anonymous, no audit), B = {candidate.label}",
         "req/s: median of the throughput rounds; loss: 1 - the median of B/A over round pairs",
         header,
@@ -624,21 +705,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="on",
         help="the candidate's audit.fsync: on (the default) waits for the disk, off for the database",
     )
+    parser.add_argument(
+        "--source",
+        choices=sorted(SOURCES),
+        default="file",
+        help="where both hubs read the features (see bench/README.md)",
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        help="concurrent clients in the throughput rounds (default: the profile's)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     args = parser.parse_args(argv)
     candidate = replace(CANDIDATES[args.candidate], fsync=args.audit_fsync == "on")
     profile = ACCESS_PROFILES["quick" if args.quick else args.profile]
+    if args.clients is not None:
+        if args.clients < 1:
+            parser.error("--clients must be at least 1")
+        profile = replace(profile, concurrency=args.clients)
     command = " ".join([Path(sys.executable).name, "-m", "bench.access", *(argv or sys.argv[1:])])
     try:
         result = run_access_benchmark(
-            profile, load=args.load, audit_database=args.audit_database, candidate=candidate
+            profile,
+            load=args.load,
+            audit_database=args.audit_database,
+            candidate=candidate,
+            source=SOURCES[args.source],
         )
     except servers.ComponentError as exc:
         print(f"benchmark not run: {exc.component}: {exc.reason}", file=sys.stderr)
         return EXIT_COMPONENT
     report = result.report
     report["command"] = command
-    print(table(result.rows, candidate))
+    print(table(result.rows, candidate, SOURCES[args.source]))
     print(summary_lines(report))
     stamp = report["started"].replace(":", "").replace("-", "")
     path = write_json(report, args.results, stamp, kind="access")
