@@ -217,16 +217,59 @@ def decode_vertices(vertices: Any, transform: Transform | None) -> npt.NDArray[n
     array = np.asarray(vertices, dtype=np.float64)
     if array.ndim != 2 or array.size != 3 * len(vertices):
         raise ValueError("vertices must be triples")
-    if transform is not None:
-        array = array * np.asarray(transform.scale) + np.asarray(transform.translate)
-        # integer x 0.001 + translate carries float noise (85309.78199999999 for 85309.782).
-        # Rounding well below the data's own precision removes it; a translate may have more
-        # decimals than the scale (3D BAG headers hold float32 values such as 85088.390625).
-        for axis, scale in enumerate(transform.scale):
-            if scale > 0:
-                digits = min(15, max(9, math.ceil(-math.log10(scale)) + 6))
-                array[:, axis] = np.round(array[:, axis], digits)
+    return _transformed(array, transform)
+
+
+def _transformed(array: npt.NDArray[np.float64], transform: Transform | None) -> npt.NDArray[np.float64]:
+    """Integer vertices (their first columns, x/y/z in order) as real coordinates."""
+    if transform is None:
+        return array
+    axes = array.shape[1]
+    array = array * np.asarray(transform.scale[:axes]) + np.asarray(transform.translate[:axes])
+    # integer x 0.001 + translate carries float noise (85309.78199999999 for 85309.782).
+    # Rounding well below the data's own precision removes it; a translate may have more
+    # decimals than the scale (3D BAG headers hold float32 values such as 85088.390625).
+    for axis, scale in enumerate(transform.scale[:axes]):
+        if scale > 0:
+            digits = min(15, max(9, math.ceil(-math.log10(scale)) + 6))
+            array[:, axis] = np.round(array[:, axis], digits)
     return array
+
+
+class PlanVertices:
+    """The x/y of a ``vertices`` array, decoded only where they are looked up.
+
+    A 3D BAG building has hundreds of vertices for its LoD 1.2, 1.3 and 2.2 solids, and its
+    footprint needs the ten or so of its LoD 0 surface: decoding those alone is most of the
+    cost of reading a building saved. ``plan[indices]`` is the real x/y of those vertices;
+    ValueError when one is not a triple of numbers, IndexError when one does not exist.
+    """
+
+    __slots__ = ("_raw", "_transform")
+
+    def __init__(self, vertices: Any, transform: Transform | None):
+        if not isinstance(vertices, list):
+            raise ValueError("vertices is not an array")
+        self._raw = vertices
+        self._transform = transform
+
+    def __getitem__(self, indices: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        raw = self._raw
+        count = len(raw)
+        chosen = []
+        for index in indices.tolist():
+            if not -count <= index < count:
+                raise IndexError(f"vertex {index} does not exist")
+            vertex = raw[index]
+            if not isinstance(vertex, list) or len(vertex) != 3:
+                raise ValueError("vertices must be triples")
+            chosen.append(vertex[:2])
+        array = np.asarray(chosen, dtype=np.float64).reshape(len(chosen), 2)
+        return _transformed(array, self._transform)
+
+    def decoded(self) -> npt.NDArray[np.float64]:
+        """Every vertex's real x/y, for a footprint that looks at every surface."""
+        return decode_vertices(self._raw, self._transform)[:, :2]
 
 
 # --- footprints --------------------------------------------------------------------------
@@ -280,7 +323,7 @@ def _surfaces(geometry: Mapping[str, Any]) -> Iterator[tuple[list[Any], int | No
                     yield surface, pick((d, h, s))
 
 
-def _polygon(surface: list[Any], xy: npt.NDArray[np.float64]) -> shapely.Polygon | None:
+def _polygon(surface: list[Any], xy: npt.NDArray[np.float64] | PlanVertices) -> shapely.Polygon | None:
     """A surface seen from above: its rings' x/y as a polygon (None when it has no area)."""
     rings = [xy[np.asarray(ring, dtype=np.intp)] for ring in surface if len(ring) >= 3]
     if not rings:
@@ -313,7 +356,7 @@ def family_ids(city_objects: Mapping[str, Any], object_id: str) -> list[str]:
 
 
 def footprint(
-    city_objects: Mapping[str, Any], object_id: str, xyz: npt.NDArray[np.float64]
+    city_objects: Mapping[str, Any], object_id: str, xyz: npt.NDArray[np.float64] | PlanVertices
 ) -> BaseGeometry | None:
     """The 2D footprint of a top-level CityObject, from the best geometry it has.
 
@@ -321,8 +364,9 @@ def footprint(
     ground surfaces of the object and its children at LoD 1.2 (else the lowest LoD that has
     any); the outline of the lowest LoD seen from above. None when nothing has an area.
     IndexError or ValueError mean the geometry refers to vertices that do not exist.
+    ``xyz`` is the decoded vertices, or a :class:`PlanVertices` that decodes those it needs.
     """
-    xy = xyz[:, :2]
+    xy = xyz if isinstance(xyz, PlanVertices) else xyz[:, :2]
     family = [city_objects[i] for i in family_ids(city_objects, object_id)]
     own_lod0 = [
         polygon
@@ -333,6 +377,8 @@ def footprint(
     ]
     if own_lod0:
         return _combine(own_lod0)
+    if isinstance(xy, PlanVertices):
+        xy = xy.decoded()  # every surface is looked at from here on: decode them all at once
 
     ground: dict[str, list[shapely.Polygon]] = {}
     everything: dict[str, list[shapely.Polygon]] = {}
@@ -421,26 +467,31 @@ def to_geojson(
     *,
     crs: str = RD_NAP,
     templates: Mapping[str, Any] | None = None,
+    shape: bool = True,
+    geometry: bool = True,
 ) -> tuple[Feature, BaseGeometry | None]:
     """A CityJSONFeature as the hub's GeoJSON feature, and its footprint as a shapely geometry.
 
-    ValueError or IndexError mean the CityJSONFeature is malformed.
+    Without ``geometry`` the feature's geometry is None (its footprint is not written out);
+    without ``shape`` too, the footprint is not even found (nor the vertices decoded) and None
+    is returned for it. ValueError or IndexError mean the CityJSONFeature is malformed.
     """
     object_id = main_object_id(feature)
     city_objects = feature["CityObjects"]
     main = city_objects[object_id]
     if not isinstance(main, Mapping):
         raise ValueError(f"CityObject {object_id} is not an object")
-    xyz = decode_vertices(feature.get("vertices"), transform)
-    shape = footprint(city_objects, object_id, xyz)
+    outline = None
+    if shape or geometry:
+        outline = footprint(city_objects, object_id, PlanVertices(feature.get("vertices"), transform))
     result: Feature = {
         "type": "Feature",
         "id": object_id,
-        "geometry": geojson_geometry(shape),
+        "geometry": geojson_geometry(outline) if geometry else None,
         "properties": canonical_attributes(main.get("attributes")),
         CITYJSON: hand_over(feature, transform, crs, templates),
     }
-    return result, shape
+    return result, outline
 
 
 # --- reference systems -------------------------------------------------------------------

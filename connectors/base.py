@@ -135,6 +135,13 @@ class FeatureQuery:
     sortby: tuple[SortKey, ...] = ()
     crs: str = CRS84
     count: bool = True
+    skip_geometry: bool = False
+    """The caller does not use the geometries: a connector may answer ``None`` for them and
+    save decoding them (``bbox`` must still be applied exactly)."""
+    expected: int = 0
+    """How many features the caller expects to match (0: no idea). A source that pages may
+    then ask for the pages those would fill at once instead of one after another; a guess,
+    so a wrong one may cost a request, never a feature."""
 
 
 @dataclass(slots=True)

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal, cast
 import httpx
 import numpy as np
 import numpy.typing as npt
+import orjson
 import pyogrio
 import pyogrio.errors
 import pyogrio.raw
@@ -248,10 +249,10 @@ def _copy_geometry(geometry: dict[str, Any] | None) -> dict[str, Any] | None:
     """A copy the hub may change in place (it transforms positions where they are)."""
     if geometry is None:
         return None
-    if geometry.get("type") == "GeometryCollection":
-        members = geometry.get("geometries") or []
-        return {"type": "GeometryCollection", "geometries": [_copy_geometry(m) for m in members]}
-    return {"type": geometry["type"], "coordinates": _positions(geometry.get("coordinates", []))}
+    # Stored geometries are plain JSON (see _geojson) with finite coordinates: a round trip
+    # through orjson copies them exactly, several times faster than walking the positions.
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(geometry))
+    return copied
 
 
 def _casefold(value: str) -> str:
@@ -388,13 +389,14 @@ class _Layer:
 
         return matches
 
-    def copy_feature(self, row: int) -> Feature:
-        """A copy of one stored feature that the caller may change freely."""
+    def copy_feature(self, row: int, *, geometry: bool = True) -> Feature:
+        """A copy of one stored feature that the caller may change freely (without its
+        geometry, which is then None, when the caller does not use it)."""
         stored = self.features[row]
         return {
             "type": "Feature",
             "id": stored["id"],
-            "geometry": _copy_geometry(stored["geometry"]),
+            "geometry": _copy_geometry(stored["geometry"]) if geometry else None,
             "properties": dict(stored["properties"]),
         }
 
@@ -720,7 +722,7 @@ class FileConnector(Connector):
         total = len(rows)
         page = rows[query.offset : query.offset + query.limit]
         return FeaturePage(
-            features=[layer.copy_feature(row) for row in page.tolist()],
+            features=[layer.copy_feature(row, geometry=not query.skip_geometry) for row in page.tolist()],
             crs=layer.crs,
             number_matched=total,
             has_more=query.offset + len(page) < total,

@@ -114,6 +114,20 @@ class ThreeDBagSettings(ConnectorSettings):
         return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What a query needs decoded of each building: its footprint for an exact ``bbox`` test
+    (``shape``) and as the feature's GeoJSON geometry (``geometry``); neither costs nothing."""
+
+    shape: bool = True
+    geometry: bool = True
+    expected: int = 0
+    """How many buildings the caller expects to match (``FeatureQuery.expected``)."""
+
+
+FULL = _Reading()
+
+
 @dataclass(slots=True)
 class _Page:
     """One API page, decoded: (feature, footprint) pairs and the API's numberMatched."""
@@ -201,13 +215,14 @@ class ThreeDBagConnector(Connector):
             params["bbox"] = area[0]
             params["bbox-crs"] = RD_NAP
         keep = _predicate(area[1] if area is not None else None, query.property_equals)
+        reading = _Reading(shape=area is not None, geometry=not query.skip_geometry, expected=query.expected)
         wanted = query.property_equals.get("identificatie")
         if wanted is not None:
-            return await self._one(wanted, keep, query)
+            return await self._one(wanted, keep, query, reading)
         if keep is None:
-            return await self._direct(params, query.offset, query.limit)
+            return await self._direct(params, query.offset, query.limit, reading)
         key = (query.bbox, tuple(sorted(query.property_equals.items())))
-        return await self._refined(params, keep, query.offset, query.limit, key)
+        return await self._refined(params, keep, query.offset, query.limit, key, reading)
 
     async def get_feature(self, collection: str, feature_id: str, *, crs: str) -> Feature | None:
         """One building by its ``NL.IMBAG.Pand.<16 digits>`` id, footprint in RD."""
@@ -217,11 +232,13 @@ class ThreeDBagConnector(Connector):
 
     # -- query plans ------------------------------------------------------------------------
 
-    async def _direct(self, params: dict[str, str], offset: int, limit: int) -> FeaturePage:
+    async def _direct(
+        self, params: dict[str, str], offset: int, limit: int, reading: _Reading
+    ) -> FeaturePage:
         """Every candidate is a match: the page is the API's page, shifted to 1-based."""
         walk = _Walk(position=offset)
         features: list[Feature] = []
-        candidates = self._candidates(params, walk, lambda: limit - len(features), 0)
+        candidates = self._candidates(params, walk, lambda: limit - len(features), 0, reading)
         async with aclosing(candidates):
             async for _, feature, _ in candidates:
                 features.append(feature)
@@ -232,7 +249,13 @@ class ThreeDBagConnector(Connector):
         return FeaturePage(features=features, crs=RD_NEW, number_matched=walk.total, has_more=has_more)
 
     async def _refined(
-        self, params: dict[str, str], keep: Kept, offset: int, limit: int, key: tuple[Any, ...]
+        self,
+        params: dict[str, str],
+        keep: Kept,
+        offset: int,
+        limit: int,
+        key: tuple[Any, ...],
+        reading: _Reading,
     ) -> FeaturePage:
         """Walk the candidates, keeping matches, from the last remembered position before ``offset``."""
         end = offset + limit
@@ -245,7 +268,7 @@ class ThreeDBagConnector(Connector):
             return max(end - seen, 0)
 
         # One candidate beyond the page, when it costs no extra request, tells whether more follow.
-        candidates = self._candidates(params, walk, needed, 1)
+        candidates = self._candidates(params, walk, needed, 1, reading)
         async with aclosing(candidates):
             async for index, feature, shape in candidates:
                 if index - start >= MAX_WALK:
@@ -271,23 +294,32 @@ class ThreeDBagConnector(Connector):
         number_matched = seen if walk.exhausted and not more else None
         return FeaturePage(features=features, crs=RD_NEW, number_matched=number_matched, has_more=more)
 
-    async def _one(self, wanted: str, keep: Kept | None, query: FeatureQuery) -> FeaturePage:
+    async def _one(
+        self, wanted: str, keep: Kept | None, query: FeatureQuery, reading: _Reading
+    ) -> FeaturePage:
         """``identificatie=<id>``: the item endpoint answers it with one request."""
-        found = await self._item(wanted) if BAG_PAND_ID.match(wanted) else None
+        found = await self._item(wanted, reading) if BAG_PAND_ID.match(wanted) else None
         matches = found is not None and (keep is None or keep(*found))
         features = [found[0]] if found is not None and matches and query.offset == 0 else []
         return FeaturePage(features=features, crs=RD_NEW, number_matched=1 if matches else 0, has_more=False)
 
     async def _candidates(
-        self, params: dict[str, str], walk: _Walk, needed: Callable[[], int], lookahead: int
+        self,
+        params: dict[str, str],
+        walk: _Walk,
+        needed: Callable[[], int],
+        lookahead: int,
+        reading: _Reading,
     ) -> AsyncGenerator[tuple[int, Feature, BaseGeometry | None]]:
         """The API's features from ``walk.position`` on, fetched in concurrent waves.
 
-        Before each wave ``needed()`` says how many more candidates the caller needs at least;
-        the first wave is a single request, because until the API has said how many candidates
-        there are, more would risk requests past the end.
+        Before each wave ``needed()`` says how many more candidates the caller needs at least.
+        Until the API has said how many candidates there are, more requests would risk asking
+        past the end: the first wave is a single request, unless the caller expects more
+        matches than one page holds (see :func:`_first_wave`).
         """
         size = self.settings.page_size
+        first_wave = _first_wave(reading.expected, size)
         while not walk.exhausted:
             want = needed()
             if want <= 0:
@@ -301,11 +333,11 @@ class ThreeDBagConnector(Connector):
                     return
             chunks: list[tuple[int, int]] = []
             start = walk.position
-            while start < walk.position + want and len(chunks) < (1 if walk.total is None else WAVE):
+            while start < walk.position + want and len(chunks) < (first_wave if walk.total is None else WAVE):
                 count = min(size, walk.position + want - start)
                 chunks.append((start, count))
                 start += count
-            pages = await self._wave(params, chunks)
+            pages = await self._wave(params, chunks, reading)
             for (first, count), page in zip(chunks, pages, strict=True):
                 if page.matched is not None:
                     walk.total = page.matched
@@ -317,9 +349,11 @@ class ThreeDBagConnector(Connector):
                 if walk.exhausted:
                     return
 
-    async def _wave(self, params: dict[str, str], chunks: list[tuple[int, int]]) -> list[_Page]:
+    async def _wave(
+        self, params: dict[str, str], chunks: list[tuple[int, int]], reading: _Reading
+    ) -> list[_Page]:
         """Fetch several pages at once; when one fails the others are cancelled, not orphaned."""
-        tasks = [asyncio.ensure_future(self._fetch(params, first, count)) for first, count in chunks]
+        tasks = [asyncio.ensure_future(self._fetch(params, first, count, reading)) for first, count in chunks]
         try:
             return list(await asyncio.gather(*tasks))
         except BaseException:
@@ -380,7 +414,9 @@ class ThreeDBagConnector(Connector):
         )
         return ",".join(f"{v:.3f}" for v in bounds), polygon
 
-    async def _fetch(self, params: Mapping[str, str], first: int, count: int) -> _Page:
+    async def _fetch(
+        self, params: Mapping[str, str], first: int, count: int, reading: _Reading = FULL
+    ) -> _Page:
         """Candidates ``first`` (0-based) to ``first + count`` of the API's answer to ``params``."""
         query = {**params, "offset": str(first + 1), "limit": str(count)}
         body = await self._get(ITEMS_PATH, query)
@@ -392,13 +428,15 @@ class ThreeDBagConnector(Connector):
         if not isinstance(members, list):
             raise self._invalid("the API's items page has no features array")
         transform, crs, templates = self._header(body.get("metadata"))
-        features = [self._decode(member, transform, crs, templates) for member in members]
+        features = [self._decode(member, transform, crs, templates, reading) for member in members]
         matched = body.get("numberMatched")
         if not (isinstance(matched, int) and not isinstance(matched, bool) and matched >= 0):
             matched = None
         return _Page(features=features, matched=matched)
 
-    async def _item(self, feature_id: str) -> tuple[Feature, BaseGeometry | None] | None:
+    async def _item(
+        self, feature_id: str, reading: _Reading = FULL
+    ) -> tuple[Feature, BaseGeometry | None] | None:
         """One building from the item endpoint (None when the id is not a building's or unknown)."""
         if not BAG_PAND_ID.match(feature_id):
             return None
@@ -408,7 +446,7 @@ class ThreeDBagConnector(Connector):
         if not isinstance(body, dict) or not isinstance(body.get("feature"), dict):
             raise self._invalid("the API's item document has no feature")
         transform, crs, templates = self._header(body.get("metadata"))
-        feature, shape = self._decode(body["feature"], transform, crs, templates)
+        feature, shape = self._decode(body["feature"], transform, crs, templates, reading)
         if feature["id"] != feature_id:
             raise self._invalid(f"asked for {feature_id}, the API answered {feature['id']}")
         return feature, shape
@@ -435,12 +473,24 @@ class ThreeDBagConnector(Connector):
         return transform, crs, templates if isinstance(templates, dict) else None
 
     def _decode(
-        self, member: Any, transform: Transform, crs: str, templates: Mapping[str, Any] | None
+        self,
+        member: Any,
+        transform: Transform,
+        crs: str,
+        templates: Mapping[str, Any] | None,
+        reading: _Reading,
     ) -> tuple[Feature, BaseGeometry | None]:
         if not isinstance(member, dict):
             raise self._invalid("the API returned a feature that is not an object")
         try:
-            return to_geojson(member, transform, crs=crs, templates=templates)
+            return to_geojson(
+                member,
+                transform,
+                crs=crs,
+                templates=templates,
+                shape=reading.shape,
+                geometry=reading.geometry,
+            )
         except (ValueError, IndexError, TypeError, KeyError, AttributeError, GEOSException) as exc:
             raise self._invalid(f"the API returned an unreadable CityJSONFeature: {exc}") from exc
 
@@ -478,6 +528,19 @@ class ThreeDBagConnector(Connector):
 
     def _invalid(self, message: str) -> UpstreamInvalidResponse:
         return UpstreamInvalidResponse(message, source_id=self.source_id)
+
+
+def _first_wave(expected: int, size: int) -> int:
+    """Requests to send at once before the API has said how many candidates there are.
+
+    Each expected match is a candidate, so the pages ``expected`` candidates fill are needed
+    anyway. Half as many again are counted, for the candidates that are no match: the box
+    round a page's buildings also holds the buildings that straddle its edge (25 candidates
+    for a page of 10 Delft buildings, about 150 for a page of 100).
+    """
+    if expected <= 0:
+        return 1
+    return max(1, min(WAVE, math.ceil(expected * 3 / 2 / size)))
 
 
 def _predicate(area: shapely.Polygon | None, equals: Mapping[str, str]) -> Kept | None:

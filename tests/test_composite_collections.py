@@ -501,6 +501,24 @@ def test_a_member_looked_up_by_bbox_gets_one_query_for_the_page(hub: Hub, delft:
     assert shapely.box(minx, miny, maxx, maxy).buffer(0.01).covers(union)
 
 
+def test_a_page_of_100_looked_up_by_bbox_asks_its_pages_at_once(hub: Hub, delft: Delft) -> None:
+    """The box round 100 buildings holds more than the API's page of 100: the member's pages are
+    asked for together, one round trip, not one after the other."""
+    emulator = hub.bag3d_b.emulator
+    emulator.clear()
+    emulator.delay = 0.2
+    try:
+        page = hub.items("gebouwen-dubbel", limit=100).json()
+        sent = emulator.sent()
+        peak = emulator.peak
+    finally:
+        emulator.delay = 0.0
+    assert [bag(f) for f in page["features"]] == delft.ids[:100] and "warnings" not in page
+    assert all(f["properties"]["b:h_dak_max"] == f["properties"]["a:h_dak_max"] for f in page["features"])
+    assert len(sent) >= 2 and all(dict(r.params).get("bbox") for r in sent)
+    assert peak == len(sent)
+
+
 # -- union collections -----------------------------------------------------------------------
 
 

@@ -381,6 +381,45 @@ async def test_bbox_pages_resume_where_the_last_ended(
     assert int(dict(current.emulator.sent()[0].params)["offset"]) > 1
 
 
+async def test_the_pages_expected_matches_fill_are_asked_for_at_once(
+    current: RunningThreeDBag, http: httpx.AsyncClient
+) -> None:
+    """A caller that expects 100 matches in a box (a linked collection's page) gets the pages
+    they fill, and the one their neighbours probably need, in one concurrent wave: one round
+    trip to the API instead of two, and not a feature more or less."""
+    shapes = footprints(current)
+    box = BBox(*shapely.total_bounds(list(shapes.values())), crs=RD_NEW)
+    connector = make(current.url, http)
+    current.emulator.delay = 0.2
+    try:
+        alone = await connector.query("pand", FeatureQuery(limit=1000, bbox=box))
+        first_alone = current.emulator.peak
+        current.emulator.clear()
+        expecting = await connector.query("pand", FeatureQuery(limit=1000, bbox=box, expected=100))
+        sent = current.emulator.sent()
+    finally:
+        current.emulator.delay = 0.0
+    assert ids(expecting.features) == ids(alone.features) == list(shapes)
+    assert expecting.number_matched == alone.number_matched == len(shapes)
+    assert first_alone == 1  # without the expectation, the first page alone tells the count
+    offsets = sorted(int(dict(r.params)["offset"]) for r in sent)
+    assert offsets == [1, 101] and current.emulator.peak == 2
+
+
+async def test_skipped_geometry_is_not_decoded_but_the_bbox_still_exact(
+    current: RunningThreeDBag, http: httpx.AsyncClient
+) -> None:
+    connector = make(current.url, http, page_size=7)
+    for box in _boxes_rd():
+        full = await walk(connector, 5, bbox=BBox(*box, crs=RD_NEW))
+        bare = await walk(connector, 5, bbox=BBox(*box, crs=RD_NEW), skip_geometry=True)
+        assert ids(bare) == ids(full)
+        assert all(f["geometry"] is None for f in bare)
+        assert [f["properties"] for f in bare] == [f["properties"] for f in full]
+    page = await connector.query("pand", FeatureQuery(limit=5, skip_geometry=True))
+    assert len(page.features) == 5 and all(f["geometry"] is None for f in page.features)
+
+
 async def test_a_walk_too_long_is_refused(
     current: RunningThreeDBag, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

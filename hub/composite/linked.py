@@ -476,7 +476,13 @@ class LinkedConnector(CompositeConnector):
         """The member's features in the page's bounding box, kept where their key is wanted."""
         key = _spec(member).key
         request = ItemsRequest(
-            limit=SCAN_PAGE, bbox=box, skip_geometry=True, crs=member.binding.info.storage_crs
+            limit=SCAN_PAGE,
+            bbox=box,
+            skip_geometry=True,
+            crs=member.binding.info.storage_crs,
+            # the box holds at least the page's features: a source that pages may ask for them
+            # all at once instead of learning from a first page how many there are
+            expected=len(keys),
         )
         table: dict[str, dict[str, Any]] = {}
         async for features in self._read_through(member.binding, request):

@@ -49,6 +49,9 @@ class ItemsRequest:
     models: bool = False
     """Keep each feature's 3D model (the ``cityjson`` member) for CityJSON output; ``crs`` is
     then the CRS of the footprints only, the models being in EPSG:7415."""
+    expected: int = 0
+    """How many features the hub expects to match (0: no idea), passed on to the source as
+    ``FeatureQuery.expected``; set by linked collections, never by a caller's parameter."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from connectors._cql import attributes
 from connectors.base import CITYJSON, BBox, Feature, FeaturePage, FeatureQuery
 from connectors.errors import ConnectorError, UpstreamTimeout
 from hub import audit
@@ -136,6 +137,10 @@ class FeatureService:
                     filter_crs=request.filter_crs,
                     sortby=request.sortby,
                     crs=source_crs,
+                    # the filter is checked on what comes back: a spatial one needs the geometry
+                    skip_geometry=request.skip_geometry
+                    and (request.filter is None or set(attributes(request.filter)) <= binding.field_names),
+                    expected=request.expected,
                 ),
             )
             if self._source_kept_its_word(binding, request, page):
@@ -255,16 +260,15 @@ class FeatureService:
         audit.note_features(features)
         if not request.models:
             features = [_without_cityjson(feature) for feature in features]
-        transform_features(features, crs, request.crs)
-        if request.properties is not None or request.skip_geometry:
-            keep = set(request.properties) if request.properties is not None else None
+        if request.skip_geometry:
             for feature in features:
-                if keep is not None:
-                    feature["properties"] = {
-                        k: v for k, v in (feature.get("properties") or {}).items() if k in keep
-                    }
-                if request.skip_geometry:
-                    feature["geometry"] = None
+                feature["geometry"] = None  # before transforming: nothing left to transform
+        transform_features(features, crs, request.crs)
+        if request.properties is not None:
+            keep = set(request.properties)
+            for feature in features:
+                properties = feature.get("properties") or {}
+                feature["properties"] = {k: v for k, v in properties.items() if k in keep}
         return ItemsResult(features, number_matched, has_more)
 
 
