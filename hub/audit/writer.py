@@ -66,6 +66,7 @@ class AuditWriter:
         self._sent: deque[tuple[int, list[_Pending]]] = deque()
         """Lines sent and not yet answered, in order."""
         self._answers = b""
+        self._stopped = False
 
     async def start(self) -> None:
         """Start the writer process and wait until it has opened the database."""
@@ -75,6 +76,7 @@ class AuditWriter:
     async def stop(self) -> None:
         """Send what is queued, let the process write it and end, and wait for it."""
         process, self._process = self._process, None
+        self._stopped = True  # later records are refused, not sent to a new process
         if self._starting is not None:
             self._starting.cancel()
         if process is None:
@@ -92,8 +94,8 @@ class AuditWriter:
     async def write(self, drafts: Sequence[RecordDraft]) -> None:
         """Store ``drafts`` durably; AuditUnavailable when that fails or takes too long."""
         loop = asyncio.get_running_loop()
-        if self._loop is None:
-            raise AuditUnavailable("the audit log is not running", cause="writer not started")
+        if self._loop is None or self._stopped:
+            raise AuditUnavailable("the audit log is not running", cause="writer not running")
         done: asyncio.Future[None] = loop.create_future()
         pending = _Pending(done, loop)
         if loop is self._loop:
@@ -191,8 +193,10 @@ class AuditWriter:
         """The process ended: refuse everyone waiting; the next record starts a new one."""
         self._detach(process)
         self._process = None
-        code = process.poll()
-        LOG.error("the audit writer process ended (exit status %s)", code)
+        _close_pipes(process)
+        assert self._loop is not None
+        self._loop.run_in_executor(None, process.wait)  # reaped, not left a zombie
+        LOG.error("the audit writer process ended")
         self._unsent.clear()
         self._fail_waiting("the audit writer process ended")
 
@@ -241,9 +245,11 @@ class AuditWriter:
         except BaseException:
             process.kill()
             await asyncio.to_thread(process.wait)
+            _close_pipes(process)
             raise
         if answer != [0, None]:
             await asyncio.to_thread(process.wait)
+            _close_pipes(process)
             detail = answer[1] if isinstance(answer, list) and len(answer) == 2 else "no answer"
             raise AuditUnavailable("the audit log cannot be opened", cause=str(detail))
         os.set_blocking(process.stdin.fileno(), False)
@@ -286,7 +292,7 @@ def _finish(process: subprocess.Popen[bytes], unsent: bytes) -> bytes:
     if process.stdout is not None:
         os.set_blocking(process.stdout.fileno(), True)
         answers = _read_until_end(process, time.monotonic() + STOP_TIMEOUT)
-        process.stdout.close()
+    _close_pipes(process)
     try:
         process.wait(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -294,6 +300,13 @@ def _finish(process: subprocess.Popen[bytes], unsent: bytes) -> bytes:
         process.kill()
         process.wait()
     return answers
+
+
+def _close_pipes(process: subprocess.Popen[bytes]) -> None:
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
 
 
 def _read_until_end(process: subprocess.Popen[bytes], deadline: float) -> bytes:
