@@ -207,7 +207,11 @@ def _profile_access(
     candidate: access.Candidate, wanted: set[str], args: argparse.Namespace, out: Path
 ) -> None:
     """Profile both hubs of the access benchmark on each wanted query, the open one first."""
-    with access.serve_hubs(progress=lambda m: print(m, file=sys.stderr), candidate=candidate) as hubs:
+    with access.serve_hubs(
+        progress=lambda m: print(m, file=sys.stderr),
+        candidate=candidate,
+        source=access.SOURCES[args.access_source],
+    ) as hubs:
         for query in access.queries(hubs.item_id, candidate):
             if query.name not in wanted:
                 continue
@@ -244,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="profile the open hub and this candidate of bench.access instead of the scenarios",
     )
     parser.add_argument("--audit-fsync", choices=["on", "off"], default="on", help="with --access")
+    parser.add_argument(
+        "--access-source", choices=sorted(access.SOURCES), default="file", help="with --access: the source"
+    )
     parser.add_argument("--seconds", type=float, default=15.0, help="sampling time per query")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--load", choices=["auto", "hey", "httpx"], default="auto")

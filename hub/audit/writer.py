@@ -7,9 +7,11 @@ fsync) thus serves many requests, the event loop never blocks on the database, a
 appending (hashes, SQL, commits) runs on another core instead of competing with requests for
 the interpreter lock.
 
-The records of one event-loop pass go over the pipe as one line; the process answers per batch
-with the last line it covered, which settles every request up to it. When the process dies,
-every waiting request is refused (503) and the next record starts a new one.
+Each request's records go over the pipe at once, as one line; while the process commits a
+batch, the lines that arrive meanwhile gather in the pipe and become its next batch. The
+process answers per batch with the last line it covered, which settles every request up to it.
+When the process dies, every waiting request is refused (503) and the next record starts a new
+one.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class AuditWriter:
         """Lines sent and not yet answered, in order."""
         self._answers = b""
         self._stopped = False
+        self.batches = 0
+        """Batches the process answered (the group-commit ratio is records / batches)."""
 
     async def start(self) -> None:
         """Start the writer process and wait until it has opened the database."""
@@ -113,14 +117,12 @@ class AuditWriter:
     # --- on the writer's event loop -------------------------------------------------------------
 
     def _enqueue(self, drafts: Sequence[RecordDraft], pending: _Pending) -> None:
-        assert self._loop is not None
-        if not self._handover:
-            self._loop.call_soon(self._hand_over)
         self._handover.append((drafts, pending))
+        self._hand_over()
 
     def _hand_over(self) -> None:
-        """Send every record of this loop pass as one line: one write, one wake-up of the
-        process, and one answer for all of them."""
+        """Send the records gathered (one request's, or all that waited for the process) as
+        one line."""
         process = self._process
         if process is None or self._starting is not None:
             if self._starting is None:
@@ -179,6 +181,7 @@ class AuditWriter:
         for line in lines:
             seq, error = json.loads(line)
             self._settle(seq, error)
+            self.batches += 1
 
     def _settle(self, upto: int, error: str | None) -> None:
         failure = None
