@@ -121,15 +121,26 @@ MIN_AREA = 1e-9
 # --- attributes --------------------------------------------------------------------------
 
 
+_CANONICAL_NAMES: dict[str, str] = {}
+"""The answers of :func:`canonical_name` so far: a release has some sixty attribute names and
+a page of buildings repeats them for every building."""
+_REMEMBERED_NAMES = 4096
+"""Most names remembered, so that a source inventing names cannot grow the table forever."""
+
+
 def canonical_name(name: str) -> str:
     """The release-independent name of a 3D BAG attribute: ``b3_`` prefix dropped, lower case.
 
     Names without the prefix are the BAG's own (already lower case) or belong to a CityJSON
     file that is not from the 3D BAG; they are left as they are.
     """
-    if name[:3].lower() == "b3_":
-        return name[3:].lower()
-    return name
+    known = _CANONICAL_NAMES.get(name)
+    if known is not None:
+        return known
+    found = name[3:].lower() if name[:3].lower() == "b3_" else name
+    if len(_CANONICAL_NAMES) < _REMEMBERED_NAMES:
+        _CANONICAL_NAMES[name] = found
+    return found
 
 
 def _number(value: Any) -> float | None:
@@ -157,6 +168,19 @@ def canonical_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]
     result: dict[str, Any] = {}
     if not attributes:
         return result
+    keys = [canonical_name(name) for name in attributes]
+    if len(set(keys)) == len(keys):  # as in every release so far: no two spellings of one name
+        result = dict(zip(keys, attributes.values(), strict=True))
+    else:
+        _merge_spellings(result, attributes)
+    for key in HEIGHT_FIELDS:
+        if key in result:
+            result[key] = _number(result[key])
+    return result
+
+
+def _merge_spellings(result: dict[str, Any], attributes: Mapping[str, Any]) -> None:
+    """Attributes into ``result`` under canonical names, where some share one."""
     prefixed: set[str] = set()
     for name, value in attributes.items():
         key = canonical_name(name)
@@ -168,10 +192,6 @@ def canonical_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]
         result[key] = value
         if key != name:
             prefixed.add(key)
-    for key in HEIGHT_FIELDS:
-        if key in result:
-            result[key] = _number(result[key])
-    return result
 
 
 # --- vertices ----------------------------------------------------------------------------

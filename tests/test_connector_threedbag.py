@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import connectors.threedbag as threedbag_module
+from connectors._cityjson import canonical_attributes
 from connectors.base import CITYJSON, CRS84, RD_NAP, RD_NEW, BBox, Feature, FeatureQuery, Interval, SortKey
 from connectors.cityjson import CityJsonConnector, CityJsonSettings
 from connectors.errors import (
@@ -191,6 +192,24 @@ async def test_attributes_under_canonical_names(api: RunningThreeDBag, http: htt
         for name in HEIGHTS:
             assert isinstance(feature["properties"][name], float)
         assert feature["properties"]["identificatie"] == feature["id"]
+
+
+def test_two_spellings_of_one_attribute_become_one() -> None:
+    """A value wins over a null, the prefixed (newer) spelling over the bare one, in any order."""
+    assert canonical_attributes({"b3_mutatie_AHN3_AHN4": True, "mutatie_ahn3_ahn4": False}) == {
+        "mutatie_ahn3_ahn4": True
+    }
+    assert canonical_attributes({"mutatie_ahn3_ahn4": False, "b3_mutatie_AHN3_AHN4": True}) == {
+        "mutatie_ahn3_ahn4": True
+    }
+    assert canonical_attributes({"b3_h_dak_max": None, "h_dak_max": "12.5", "status": "x"}) == {
+        "h_dak_max": 12.5,
+        "status": "x",
+    }
+    assert canonical_attributes({"B3_Dak_Type": "slanted", "b3_h_maaiveld": 1}) == {
+        "dak_type": "slanted",
+        "h_maaiveld": 1.0,
+    }
 
 
 async def test_both_releases_share_one_set_of_names(
