@@ -414,21 +414,20 @@ class LinkedConnector(CompositeConnector):
             )
         )
         self.tolerate(plan.unusable + [f for f in found if isinstance(f, MemberFailure)])
+        # the names each member's properties get, worked out once for the page, not per feature
+        primary_names = _Renaming(primary)
+        secondaries = [
+            (_Renaming(member), table if isinstance(table, dict) else {})
+            for member, table in zip(plan.secondaries, found, strict=True)
+        ]
         joined = []
         for feature, key in zip(features, keys, strict=True):
-            properties = {
-                composite_name(primary.name, name): value
-                for name, value in (feature.get("properties") or {}).items()
-                if name not in primary.hidden
-            }
-            for member, table in zip(plan.secondaries, found, strict=True):
-                for f in member.fields:
-                    properties[composite_name(member.name, f.name)] = None
-                match = table.get(key) if isinstance(table, dict) and key is not None else None
+            properties = primary_names.renamed(feature.get("properties") or {})
+            for names, table in secondaries:
+                properties.update(names.nulls)
+                match = table.get(key) if key is not None else None
                 if match is not None:
-                    for name, value in match.items():
-                        if name not in member.hidden:
-                            properties[composite_name(member.name, name)] = value
+                    properties.update(names.renamed(match))
             joined.append(
                 {
                     "type": "Feature",
@@ -563,6 +562,28 @@ class LinkedConnector(CompositeConnector):
         )
         page = await self.service.items(binding, request)
         return dict(page.features[0].get("properties") or {}) if page.features else None
+
+
+class _Renaming:
+    """A member's properties under their names in the linked collection, protected ones left out."""
+
+    __slots__ = ("_hidden", "_member", "_names", "nulls")
+
+    def __init__(self, member: Member):
+        self._member = member.name
+        self._hidden = member.hidden
+        self._names = {f.name: composite_name(self._member, f.name) for f in member.fields}
+        self.nulls: dict[str, None] = dict.fromkeys(self._names.values())
+        """Every property of the member's schema, null: a feature without a match has these."""
+
+    def renamed(self, properties: dict[str, Any]) -> dict[str, Any]:
+        """``properties`` under their composite names (names the schema lacks included)."""
+        names = self._names
+        return {
+            names.get(name) or composite_name(self._member, name): value
+            for name, value in properties.items()
+            if name not in self._hidden
+        }
 
 
 def _bounds(features: list[Feature], crs: str) -> BBox | None:
