@@ -152,15 +152,22 @@ def create_app(settings: Settings) -> FastAPI:
             tokens = TokenValidator(settings.auth, operator_http) if settings.auth else None
             context = HubContext(settings, http, store, registry, service, engine, tokens)
             app.state.hub = context
-            await _seed_catalogue(context)
-            await registry.sync([s.registration for s in await run_in_threadpool(store.list)])
-            await engine.rebuild()
+            # first: its writer process starts while the sources are read and the views built
+            await trail.start()
+            try:
+                await _seed_catalogue(context)
+                await registry.sync([s.registration for s in await run_in_threadpool(store.list)])
+                await engine.rebuild()
+                await trail.ready()
+            except BaseException:
+                await trail.stop()
+                raise
             registry.subscribe(engine.rebuild)
             tasks = [
                 asyncio.create_task(_probe_forever(context)),
                 asyncio.create_task(_follow_catalogue(context)),
             ]
-            await trail.start()
+            import gc; gc.freeze()  # EXPERIMENT
             try:
                 yield
             finally:

@@ -78,8 +78,8 @@ class AuditTrail:
         return self.settings.audit.database_url or self.settings.database_url
 
     async def start(self) -> None:
-        """Open (and migrate) the audit database and start the writer process, which also
-        exports to OTLP if configured."""
+        """Open (and migrate) the audit database and launch the writer process, which also
+        exports to OTLP if configured; :meth:`ready` waits for it."""
         if not self.enabled:
             LOG.warning("the audit trail is disabled: processings are not logged")
             return
@@ -99,9 +99,14 @@ class AuditTrail:
             otlp_endpoint=audit.otlp_endpoint,
             otlp_headers=export_headers(audit.otlp_headers_env),
         )
-        writer = AuditWriter(config, timeout=audit.write_timeout)
-        await writer.start()
-        self.writer = writer
+        # the server goes on starting while the process starts (see ready)
+        self.writer = AuditWriter(config, timeout=audit.write_timeout)
+        self.writer.launch()
+
+    async def ready(self) -> None:
+        """Wait until the writer process :meth:`start` launched is ready for records."""
+        if self.writer is not None:
+            await self.writer.ready()
 
     async def stop(self) -> None:
         """Write what is queued, stop the writer process and close the database."""

@@ -77,13 +77,29 @@ class AuditWriter:
         self._loop = asyncio.get_running_loop()
         await self._spawn()
 
+    def launch(self) -> None:
+        """Start the writer process without waiting for it (see :meth:`ready`): records handed
+        over meanwhile are sent once it is ready, or refused if it cannot open the database."""
+        self._loop = asyncio.get_running_loop()
+        self._restart()
+
+    async def ready(self) -> None:
+        """Wait until the process :meth:`launch` started has opened the database."""
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
+        if self._process is None:
+            raise AuditUnavailable("the audit log is not running", cause="the writer process did not start")
+
     async def stop(self) -> None:
         """Send what is queued, let the process write it and end, and wait for it."""
-        process, self._process = self._process, None
         self._stopped = True  # later records are refused, not sent to a new process
         if self._starting is not None:
-            self._starting.cancel()
+            # a process still starting gets the records that waited for it first
+            with contextlib.suppress(Exception):
+                await self._starting
+        process, self._process = self._process, None
         if process is None:
+            self._fail_waiting("the audit writer stopped")
             return
         self._detach(process)
         self._flush_handover(process)
