@@ -167,7 +167,6 @@ def create_app(settings: Settings) -> FastAPI:
                 asyncio.create_task(_probe_forever(context)),
                 asyncio.create_task(_follow_catalogue(context)),
             ]
-            import gc; gc.freeze()  # EXPERIMENT
             try:
                 yield
             finally:
