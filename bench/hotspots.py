@@ -47,11 +47,11 @@ IDLE_FRAMES = (
     "select (selectors.py",
 )
 
-# The audit log's writer thread calls the database driver too: its samples, and the hand-over
-# of a record to it, are the audit log's whatever they call.
+# The hand-over of records to the audit writer process (encoding, the pipe, its answers) is the
+# audit log's whatever it calls; the process itself is not sampled (it has its own CPU time).
 AUDIT_WRITER: tuple[str, tuple[str, ...]] = (
-    "audit log: hand-over to the writer thread, its transactions",
-    ("(hub/audit/writer.py",),
+    "audit log: hand-over to the writer process",
+    ("(hub/audit/writer.py", "(hub/audit/writer_process.py"),
 )
 
 # A sample belongs to the layer of its innermost frame that any layer claims; among layers

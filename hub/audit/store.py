@@ -9,6 +9,7 @@ reads the head, and moves it in the same transaction as its records.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,7 +37,15 @@ class CallerIdentity:
     @property
     def identity_hash(self) -> str:
         """What equal identities share (and what the records' content hashes cover)."""
-        return hashes.caller_hash(self.subject, self.issuer, self.client, self.roles)
+        return _identity_hash(self.subject, self.issuer, self.client, self.roles)
+
+
+@functools.lru_cache(maxsize=4096)
+def _identity_hash(
+    subject: str | None, issuer: str | None, client: str | None, roles: tuple[str, ...]
+) -> str:
+    # a few callers make most requests: their hash is needed twice for every record they cause
+    return hashes.caller_hash(subject, issuer, client, roles)
 
 
 @dataclass(slots=True)
