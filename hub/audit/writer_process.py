@@ -27,7 +27,6 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from hub.audit.otlp import OtlpExporter
 from hub.audit.store import AuditStore, CallerIdentity, RecordDraft
 from hub.catalogue.database import create_engine
 
@@ -122,6 +121,8 @@ def serve(config: WriterConfig, source: _Input) -> None:
     store = AuditStore(create_engine(config.database_url), fsync=config.fsync)
     exporter = None
     if config.otlp_endpoint:
+        from hub.audit.otlp import OtlpExporter  # (and httpx) only when exporting
+
         exporter = OtlpExporter(
             config.otlp_endpoint, headers=config.otlp_headers, service_name="urban-twin-hub"
         )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from hub.audit import current_processing
+from hub.audit.processing import current_processing
 from hub.auth.caller import ANONYMOUS, Caller
 from hub.auth.policy import PURPOSE_PARAMETER, Access, resolve_activity
 from hub.errors import Forbidden, Unauthorized

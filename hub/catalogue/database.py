@@ -9,12 +9,9 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
@@ -22,6 +19,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from hub.audit.models import AUDIT_TABLES
 from hub.catalogue.models import DATABASE_ONLY, FOREIGN_TABLES
 from hub.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -114,6 +114,9 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
 
 def alembic_config(value: str | URL | None = None, *, connection: Connection | None = None) -> Config:
     """An alembic configuration for the catalogue, with no ini file behind it."""
+    # alembic is imported where it is used: the audit writer process opens databases without it
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # Passed as attributes, not as the ini option, so that '%' in a password is not
@@ -127,6 +130,8 @@ def alembic_config(value: str | URL | None = None, *, connection: Connection | N
 
 def head_revision() -> str:
     """The revision the code expects the database to be at."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships its migrations
         raise RuntimeError("the catalogue has no migrations")
@@ -158,6 +163,8 @@ def upgrade_engine(engine: Engine) -> None:
         with engine.execution_options(**{WRITE: True}).begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            from alembic import command
+
             command.upgrade(alembic_config(engine.url, connection=connection), "head")
     except DBAPIError as exc:
         raise ConfigurationError(

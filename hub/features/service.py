@@ -16,7 +16,7 @@ from typing import TypeVar
 from connectors._cql import attributes
 from connectors.base import CITYJSON, BBox, Feature, FeaturePage, FeatureQuery
 from connectors.errors import ConnectorError, UpstreamTimeout
-from hub import audit
+from hub.audit import processing as audit
 from hub.errors import BadRequest, HubError, NotFound, from_connector_error
 from hub.features.cql import compile_predicate, transform_literals
 from hub.features.crs import crs84_envelope, transform_features
