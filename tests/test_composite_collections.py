@@ -501,6 +501,25 @@ def test_a_member_looked_up_by_bbox_gets_one_query_for_the_page(hub: Hub, delft:
     assert shapely.box(minx, miny, maxx, maxy).buffer(0.01).covers(union)
 
 
+def test_keys_asked_one_by_one_are_asked_all_at_once(hub: Hub, delft: Delft) -> None:
+    """The 3D BAG API has no id filter: a page's buildings are asked for one request each, all in
+    flight together (up to the collection's ``concurrency``), not one after the other."""
+    emulator = hub.bag3d.emulator
+    emulator.clear()
+    emulator.delay = 0.2
+    try:
+        page = hub.items("gebouwen", limit=12, offset=30).json()
+        sent = emulator.sent()
+        peak = emulator.peak
+    finally:
+        emulator.delay = 0.0
+    assert [bag(f) for f in page["features"]] == delft.ids[30:42] and "warnings" not in page
+    assert all(f["properties"]["bag3d:h_dak_max"] is not None for f in page["features"])
+    items = {r.path.rsplit("/", 1)[1] for r in sent if r.path.startswith("/collections/pand/items/")}
+    assert items == {PREFIX + bag(f) for f in page["features"]}
+    assert peak == len(sent) == 12
+
+
 def test_a_page_of_100_looked_up_by_bbox_asks_its_pages_at_once(hub: Hub, delft: Delft) -> None:
     """The box round 100 buildings holds more than the API's page of 100: the member's pages are
     asked for together, one round trip, not one after the other."""
