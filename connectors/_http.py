@@ -19,6 +19,7 @@ from connectors.errors import UpstreamInvalidResponse, UpstreamTimeout, Upstream
 from connectors.tracing import with_trace_headers
 
 MAX_REDIRECTS = 5
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -51,49 +52,9 @@ async def send(
     # the source's own log can then name the hub's operation as its caller (W3C Trace Context)
     headers = with_trace_headers(headers)
     for _ in range(MAX_REDIRECTS + 1):
-        try:
-            if max_bytes is None:
-                response = await client.request(
-                    method,
-                    target,
-                    params=params,
-                    headers=headers,
-                    content=content,
-                    auth=auth,
-                    timeout=seconds,
-                    follow_redirects=False,
-                )
-            else:
-                request = client.build_request(
-                    method, target, params=params, headers=headers, content=content, timeout=seconds
-                )
-                response = await _read_limited(client, request, auth, max_bytes, source_id)
-        except AddressNotAllowed as exc:
-            # raised by the guarded client's transport, which does not know the source
-            exc.source_id = source_id
-            raise
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(
-                f"the source did not answer within {seconds:g} s", source_id=source_id
-            ) from exc
-        except httpx.RemoteProtocolError as exc:
-            if "disconnected" in str(exc).lower():
-                raise UpstreamUnavailable(
-                    "the source closed the connection without answering", source_id=source_id
-                ) from exc
-            raise UpstreamInvalidResponse("the source does not speak HTTP", source_id=source_id) from exc
-        except httpx.DecodingError as exc:
-            raise UpstreamInvalidResponse(
-                "the source's response cannot be decoded", source_id=source_id
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(
-                f"the source cannot be reached ({type(exc).__name__})", source_id=source_id
-            ) from exc
-        except (httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict) as exc:
-            raise UpstreamInvalidResponse(
-                f"the request to the source failed: {exc}", source_id=source_id
-            ) from exc
+        response = await _exchange(
+            client, method, target, params, headers, content, auth, seconds, max_bytes, source_id
+        )
         if not response.is_redirect:
             return response
         try:
@@ -110,6 +71,72 @@ async def send(
             method, content = "GET", None
         params = None  # the new address carries its own query
     raise UpstreamInvalidResponse("the source redirects too often", source_id=source_id)
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str | httpx.URL,
+    params: Mapping[str, str] | None,
+    headers: Mapping[str, str] | None,
+    content: bytes | str | None,
+    auth: httpx.Auth | None,
+    seconds: float,
+    max_bytes: int | None,
+    source_id: str,
+) -> httpx.Response:
+    """One request and its answer (a redirect included), connector errors only; an idempotent
+    request the source hung up on before answering is sent once more."""
+    for attempt in (1, 2):
+        try:
+            if max_bytes is None:
+                response = await client.request(
+                    method,
+                    url,
+                    params=params,
+                    headers=headers,
+                    content=content,
+                    auth=auth,
+                    timeout=seconds,
+                    follow_redirects=False,
+                )
+            else:
+                request = client.build_request(
+                    method, url, params=params, headers=headers, content=content, timeout=seconds
+                )
+                response = await _read_limited(client, request, auth, max_bytes, source_id)
+        except AddressNotAllowed as exc:
+            # raised by the guarded client's transport, which does not know the source
+            exc.source_id = source_id
+            raise
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(
+                f"the source did not answer within {seconds:g} s", source_id=source_id
+            ) from exc
+        except httpx.RemoteProtocolError as exc:
+            if "disconnected" in str(exc).lower():
+                if attempt == 1 and method in IDEMPOTENT:
+                    # a kept-alive connection the source closed just as it was reused (a
+                    # server's idle time-out races the pool's): once more, on a new one
+                    continue
+                raise UpstreamUnavailable(
+                    "the source closed the connection without answering", source_id=source_id
+                ) from exc
+            raise UpstreamInvalidResponse("the source does not speak HTTP", source_id=source_id) from exc
+        except httpx.DecodingError as exc:
+            raise UpstreamInvalidResponse(
+                "the source's response cannot be decoded", source_id=source_id
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(
+                f"the source cannot be reached ({type(exc).__name__})", source_id=source_id
+            ) from exc
+        except (httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict) as exc:
+            raise UpstreamInvalidResponse(
+                f"the request to the source failed: {exc}", source_id=source_id
+            ) from exc
+        return response
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 # decoded by the time the body is held: these would describe the bytes on the wire instead
