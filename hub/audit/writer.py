@@ -7,8 +7,9 @@ fsync) thus serves many requests, the event loop never blocks on the database, a
 appending (hashes, SQL, commits) runs on another core instead of competing with requests for
 the interpreter lock.
 
-Each request's records go over the pipe at once, as one line; while the process commits a
-batch, the lines that arrive meanwhile gather in the pipe and become its next batch. The
+A request's records go over the pipe at once when the process is idle; while it commits a batch,
+the records of each event-loop pass go as one line, and the lines that arrive meanwhile gather in
+the pipe and become its next batch. The
 process answers per batch with the last line it covered, which settles every request up to it.
 When the process dies, every waiting request is refused (503) and the next record starts a new
 one.
@@ -134,7 +135,13 @@ class AuditWriter:
 
     def _enqueue(self, drafts: Sequence[RecordDraft], pending: _Pending) -> None:
         self._handover.append((drafts, pending))
-        self._hand_over()
+        if not self._sent:
+            self._hand_over()  # the process is idle: at once
+        elif len(self._handover) == 1:
+            # it is busy: what this event-loop pass adds goes as one line (one write, one
+            # wake-up), and arrives while the current batch commits, ready to be the next
+            assert self._loop is not None
+            self._loop.call_soon(self._hand_over)
 
     def _hand_over(self) -> None:
         """Send the records gathered (one request's, or all that waited for the process) as
