@@ -9,10 +9,9 @@ the interpreter lock.
 
 A request's records go over the pipe at once when the process is idle; while it commits a batch,
 the records of each event-loop pass go as one line, and the lines that arrive meanwhile gather in
-the pipe and become its next batch. The
-process answers per batch with the last line it covered, which settles every request up to it.
-When the process dies, every waiting request is refused (503) and the next record starts a new
-one.
+the pipe and become its next batch. The process answers per batch with the last line it covered,
+which settles every request up to it. When the process dies, every waiting request is refused
+(503) and the next record starts a new one.
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ class AuditWriter:
         self._started_at = 0.0
         self._seq = 0
         self._handover: list[tuple[Sequence[RecordDraft], _Pending]] = []
-        """Records of this event-loop pass, sent together as one line."""
+        """Records not sent yet; they go together as one line."""
         self._unsent = bytearray()
         """What the pipe did not take yet (it is full while the process is busy)."""
         self._sent: deque[tuple[int, list[_Pending]]] = deque()
@@ -148,9 +147,9 @@ class AuditWriter:
         one line."""
         process = self._process
         if process is None or self._starting is not None:
-            if self._starting is None:
+            if self._starting is None and not self._stopped:
                 self._restart()
-            return  # sent once the process is ready
+            return  # sent once the process is ready (or refused by stop)
         self._flush_handover(process)
         self._send()
 
