@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
 import select
 import sys
@@ -37,7 +38,9 @@ MAX_BATCH_RECORDS = 2000
 READ_SIZE = 1 << 20
 
 _FIELDS = tuple(f.name for f in fields(RecordDraft) if f.name != "caller")
-_TIMES = frozenset({"start_time", "end_time"})
+_TIMES = ("start_time", "end_time")
+_TIME_POSITIONS = tuple(_FIELDS.index(name) for name in _TIMES)
+_VALUES = operator.attrgetter(*_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,10 @@ class WriterConfig:
 
 def encode_draft(draft: RecordDraft) -> list[Any]:
     """A record as the server sends it: its fields in order, then the caller."""
-    values: list[Any] = [
-        value.isoformat() if name in _TIMES else value
-        for name, value in ((name, getattr(draft, name)) for name in _FIELDS)
-    ]
+    # on every request's path: the fields read in one C call, the two times converted by position
+    values: list[Any] = list(_VALUES(draft))
+    for position in _TIME_POSITIONS:
+        values[position] = values[position].isoformat()
     caller = draft.caller
     if caller is None:
         values.append(None)
