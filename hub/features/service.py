@@ -283,7 +283,11 @@ def _remove_properties(feature: Feature, hidden: frozenset[str]) -> None:
     """Drop properties the caller may not see (the feature is the hub's own copy)."""
     properties = feature.get("properties")
     if properties and not hidden.isdisjoint(properties):
-        feature["properties"] = {k: v for k, v in properties.items() if k not in hidden}
+        # a copy, as the properties may be the connector's own; a few pops beat filtering all
+        kept = dict(properties)
+        for name in hidden:
+            kept.pop(name, None)
+        feature["properties"] = kept
 
 
 def _outside_extent(binding: CollectionBinding, bbox: BBox) -> bool:
