@@ -17,9 +17,12 @@ import pytest
 
 from hub.audit.errors import AuditUnavailable
 from hub.audit.store import AuditStore, CallerIdentity
+from hub.audit.trail import AuditTrail
 from hub.audit.verify import verify
 from hub.audit.writer import AuditWriter
 from hub.audit.writer_process import WriterConfig, decode_draft, encode_draft
+from hub.errors import ConfigurationError
+from hub.settings import Settings
 from tests.test_audit_trail import draft
 
 CALLER = CallerIdentity("medewerker-1", "https://issuer.example.nl", "viewer", ("gis", "beheer"))
@@ -175,3 +178,13 @@ def _running(pid: int) -> bool:
         return False
     state = next(line for line in status.splitlines() if line.startswith("State:"))
     return "Z" not in state.split()[1]
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:log?mode=memory&uri=true"]
+)
+async def test_an_in_memory_audit_database_is_refused(url: str) -> None:
+    trail = AuditTrail(Settings(database_url=url))
+    with pytest.raises(ConfigurationError, match="in-memory"):
+        await trail.start()
+    assert trail.writer is None

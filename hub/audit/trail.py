@@ -33,6 +33,7 @@ from hub.audit.store import AuditStore, CallerIdentity, RecordDraft
 from hub.audit.tracecontext import new_span_id
 from hub.audit.writer import AuditWriter
 from hub.audit.writer_process import WriterConfig
+from hub.catalogue.database import database_url
 from hub.errors import ConfigurationError
 from hub.settings import Settings
 
@@ -87,6 +88,12 @@ class AuditTrail:
         if wanted is not None and self.default_activity.id != wanted:
             # a typo here would file every request under another activity: refuse to start
             raise ConfigurationError(f"audit.default_activity {wanted!r} is not one of processing_activities")
+        if _in_memory(self.database_url):
+            # the writer process would open a database of its own, and the log must outlive the hub
+            raise ConfigurationError(
+                "the audit log needs a database file or server, not an in-memory SQLite database "
+                "(set audit.database_url)"
+            )
         for problem in configuration_problems(self.settings):
             LOG.warning("audit trail: %s", problem)
         self.store = await run_in_threadpool(
@@ -225,3 +232,12 @@ class AuditTrail:
                 value = f"pseudonym:{self.pseudonymiser.pseudonym(value)}" if available else REDACTED
             logged.append((key, value))
         return urlencode(logged)
+
+
+def _in_memory(url: str) -> bool:
+    """Whether ``url`` names an SQLite database that lives in one process's memory only."""
+    parsed = database_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    name = parsed.database or ""
+    return name in ("", ":memory:") or "mode=memory" in name or parsed.query.get("mode") == "memory"
