@@ -1,7 +1,7 @@
 """The audit database: appending chained records, and reading them back.
 
-Synchronous on purpose: the web server appends through the single writer thread of
-:mod:`hub.audit.writer` and reads through a threadpool; the CLI uses it directly. Appends from
+Synchronous on purpose: the web server appends through its writer process
+(:mod:`hub.audit.writer_process`) and reads through a threadpool; the CLI uses it directly. Appends from
 several processes (workers, another hub on the same database) form one chain: each batch takes
 the chain head's lock (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite),
 reads the head, and moves it in the same transaction as its records.
