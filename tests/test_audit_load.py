@@ -4,7 +4,8 @@ Every request carries its own W3C trace id, so each can be found in the log: 2,0
 50 concurrent clients leave exactly one request record each, and a chain that verifies; a hub
 killed (SIGKILL) in the middle of such a load leaves a chain that verifies too, with a record
 for every request that was answered, also when responses wait for the database rather than the
-disk (``audit.fsync: false``).
+disk (``audit.fsync: false``); two uvicorn workers, each with its own writer process, keep one
+chain.
 """
 
 from __future__ import annotations
@@ -138,3 +139,66 @@ def test_a_server_killed_mid_load_leaves_a_chain_that_verifies(tmp_path: Path, f
     checked = verify(settings.config_file or tmp_path)
     assert checked.returncode == 0, checked.stderr
     assert "intact" in checked.stdout
+
+
+def test_several_workers_keep_one_chain(tmp_path: Path) -> None:
+    """``uvicorn --factory hub.app:create_app_from_env --workers 2``, as the getting-started guide
+    deploys it: each worker appends through a writer process of its own, all to one chain."""
+    settings = hub_settings(tmp_path, sources(tmp_path))
+    assert settings.config_file is not None
+    port = settings.server.base_url.rsplit(":", 1)[1].split("/")[0]
+    command = [sys.executable, "-m", "uvicorn", "--factory", "hub.app:create_app_from_env"]
+    command += ["--port", port, "--workers", "2", "--log-level", "warning"]
+    env = {**os.environ, "HUB_CONFIG_FILE": str(settings.config_file)}
+    log = tmp_path / "workers.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        writers: set[int] = set()
+        deadline = time.monotonic() + 60
+        # both workers up: each has started its writer process
+        while len(writers) < 2:
+            assert server.poll() is None, log.read_text(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, f"writers: {writers}"
+            writers = _writer_processes(under=server.pid)
+            time.sleep(0.2)
+        trace_ids = [secrets.token_hex(16) for _ in range(REQUESTS)]
+        answered = asyncio.run(load(settings.server.base_url, trace_ids))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert sorted(set(answered.values())) == [200]
+    records = request_records(tmp_path / "hub.db")
+    assert set(records) == set(trace_ids) and set(records.values()) == {1}
+    checked = verify(settings.config_file)
+    assert checked.returncode == 0, checked.stderr
+    # stopped with their workers
+    assert not any(_alive(pid) for pid in writers)
+
+
+def _parent(pid: int) -> int:
+    # /proc/<pid>/stat: "pid (name) state ppid ...", the name in parentheses may hold spaces
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _writer_processes(*, under: int) -> set[int]:
+    """Audit writer processes whose worker is a child of the server ``under``."""
+    found = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"hub.audit.writer_process" not in cmdline.read_bytes().split(b"\0"):
+                continue
+            pid = int(cmdline.parent.name)
+            if _parent(_parent(pid)) == under and _alive(pid):
+                found.add(pid)
+        except (OSError, ValueError, IndexError):
+            continue  # ended meanwhile
+    return found
