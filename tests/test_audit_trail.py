@@ -212,6 +212,35 @@ def test_malformed_traceparent_is_ignored(headers: list[str]) -> None:
     assert parse_traceparent(headers) is None
 
 
+def test_minted_ids_are_hex_and_never_repeat() -> None:
+    traces = [new_trace_id() for _ in range(20_000)]
+    spans = [new_span_id() for _ in range(20_000)]
+    assert len(set(traces)) == len(traces) and len(set(spans)) == len(spans)
+    assert all(len(t) == 32 and int(t, 16) for t in traces)
+    assert all(len(s) == 16 and int(s, 16) for s in spans)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_mints_other_ids_than_its_parent() -> None:
+    # in a fresh interpreter: forking this one, which runs threads, would be unsafe
+    script = """
+import os
+from hub.audit.tracecontext import new_trace_id
+new_trace_id()  # the pool now holds bytes a child would inherit
+reading, writing = os.pipe()
+child = os.fork()
+if child == 0:
+    os.write(writing, new_trace_id().encode())
+    os._exit(0)
+os.close(writing)
+os.waitpid(child, 0)
+print(os.read(reading, 64).decode(), new_trace_id())
+"""
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True)
+    childs, parents = ran.stdout.split()
+    assert len(childs) == len(parents) == 32 and childs != parents
+
+
 # --- retention -------------------------------------------------------------------------------
 
 
