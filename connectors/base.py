@@ -161,6 +161,9 @@ class Capabilities:
 
     filter: bool = False
     """CQL2 pushdown (the hub still checks the features that come back)."""
+    bbox: bool = False
+    """The source selects by ``bbox`` itself; without it the hub reads the collection through to
+    select by box (the hub still checks the features that come back)."""
     sort: bool = False
     datetime: bool = False
     crs: tuple[str, ...] = ()

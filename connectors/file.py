@@ -611,7 +611,11 @@ def _build_layer(raw: _RawLayer, settings: FileSettings, title: str) -> _Layer:
         id_field=settings.id_field,
         geometry_type=geometry_type,
         capabilities=Capabilities(
-            filter=True, sort=True, datetime=settings.time_field is not None, crs=(raw.crs,)
+            filter=True,
+            bbox=True,
+            sort=True,
+            datetime=settings.time_field is not None,
+            crs=(raw.crs,),
         ),
     )
     return _Layer(

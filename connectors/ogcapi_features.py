@@ -346,6 +346,7 @@ class OgcApiFeaturesConnector(Connector):
             geometry_type=geometry_type,
             capabilities=Capabilities(
                 filter=meta.filter_encoding is not None,
+                bbox=True,
                 sort=meta.sort,
                 datetime=temporal is not None,
                 crs=meta.crs,

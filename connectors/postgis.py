@@ -880,6 +880,7 @@ class PostgisConnector(Connector):
                 geometry_type=schema.geometry_type,
                 capabilities=Capabilities(
                     filter=True,
+                    bbox=True,
                     sort=True,
                     datetime=schema.time_column is not None,
                     crs=tuple(schema.outputs),

@@ -195,7 +195,7 @@ class ThreeDBagConnector(Connector):
                 extent_crs84=(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())),
                 id_field="identificatie",
                 geometry_type="Polygon",
-                capabilities=Capabilities(filter=False, sort=False, datetime=False, crs=(RD_NEW,)),
+                capabilities=Capabilities(filter=False, bbox=True, sort=False, datetime=False, crs=(RD_NEW,)),
                 cityjson=True,
             )
         ]

@@ -631,6 +631,7 @@ class WfsConnector(Connector):
             geometry_type=meta.schema.geometry_type,
             capabilities=Capabilities(
                 filter=service.filters.any,
+                bbox=True,
                 sort=False,
                 datetime=False,
                 crs=tuple(crs),

@@ -34,6 +34,7 @@ import pytest
 import shapely
 import yaml
 
+from hub.composite import linked
 from tests.cityjson_reference import CURRENT_JSONL
 from tests.fixtures.hub import hub_settings, require_shared, serve_hub, wait_until_served
 from tests.fixtures.loopback import serve
@@ -518,6 +519,43 @@ def test_keys_asked_one_by_one_are_asked_all_at_once(hub: Hub, delft: Delft) -> 
     items = {r.path.rsplit("/", 1)[1] for r in sent if r.path.startswith("/collections/pand/items/")}
     assert items == {PREFIX + bag(f) for f in page["features"]}
     assert peak == len(sent) == 12
+
+
+def test_more_keys_than_one_round_of_requests_are_read_from_the_box_first(hub: Hub, delft: Delft) -> None:
+    """``gebouwen`` asks its 3D BAG member key by key (``concurrency`` 32): a page of 100 is read
+    from the box round it instead, and the answer is what a request per building gives."""
+    emulator = hub.bag3d.emulator
+    emulator.clear()
+    page = hub.items("gebouwen", limit=100, offset=50).json()
+    sent = emulator.sent()
+    assert [bag(f) for f in page["features"]] == delft.ids[50:150] and "warnings" not in page
+    assert not [r for r in sent if r.path.startswith("/collections/pand/items/")]
+    assert sent and all(dict(r.params).get("bbox") for r in sent)
+    for feature in page["features"]:
+        assert feature["properties"]["bag3d:h_dak_max"] == pytest.approx(
+            delft.attributes[bag(feature)]["b3_h_dak_max"]
+        )
+
+
+def test_keys_the_box_read_did_not_reach_are_asked_for_apart(
+    hub: Hub, delft: Delft, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A box read stops after a few times the page's worth of features (a box round scattered
+    buildings may hold a great many others); the keys it did not reach are asked for one by one."""
+    monkeypatch.setattr(linked, "BOX_PROBE_FACTOR", 1)  # the box's first 100 buildings at most
+    emulator = hub.bag3d.emulator
+    emulator.clear()
+    page = hub.items("gebouwen", limit=100, offset=20).json()
+    sent = emulator.sent()
+    assert [bag(f) for f in page["features"]] == delft.ids[20:120] and "warnings" not in page
+    boxes = [r for r in sent if r.path == "/collections/pand/items"]
+    items = [r for r in sent if r.path.startswith("/collections/pand/items/")]
+    # the box's first buildings hold some of the page's, not all: those are asked for apart
+    assert boxes and 0 < len(items) < 100
+    for feature in page["features"]:
+        assert feature["properties"]["bag3d:h_dak_max"] == pytest.approx(
+            delft.attributes[bag(feature)]["b3_h_dak_max"]
+        )
 
 
 def test_a_page_of_100_looked_up_by_bbox_asks_its_pages_at_once(hub: Hub, delft: Delft) -> None:
