@@ -47,6 +47,7 @@ from connectors._crs import (
     northing_first,
     uri_for,
 )
+from connectors._text import as_text
 from connectors.base import (
     CRS84,
     Capabilities,
@@ -208,17 +209,6 @@ def _typed(value: Any, kind: JsonType) -> Any:
     return value
 
 
-def _as_text(value: Any) -> str | None:
-    """A property value as the text a query string compares it with."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
 def _sort_key(value: Any) -> tuple[int, Any]:
     """Orders numbers before text before anything else, so mixed columns still sort."""
     if isinstance(value, int | float):
@@ -326,7 +316,7 @@ class _Layer:
         found = self._text.get(name)
         if found is None:
             found = np.empty(len(self.features), dtype=object)
-            found[:] = [_as_text(f["properties"].get(name)) for f in self.features]
+            found[:] = [as_text(f["properties"].get(name)) for f in self.features]
             self._text[name] = found
         return found
 

@@ -58,6 +58,7 @@ from connectors._cityjson import (
 )
 from connectors._crs import box_ring
 from connectors._http import send
+from connectors._text import equals_all
 from connectors.base import (
     CRS84,
     RD_NAP,
@@ -78,7 +79,7 @@ from connectors.errors import (
     UpstreamInvalidResponse,
     UpstreamUnavailable,
 )
-from connectors.file import _as_text, _infer_type
+from connectors.file import _infer_type
 
 COLLECTION = "pand"
 ITEMS_PATH = "/collections/pand/items"
@@ -552,8 +553,7 @@ def _predicate(area: shapely.Polygon | None, equals: Mapping[str, str]) -> Kept 
     def keep(feature: Feature, shape: BaseGeometry | None) -> bool:
         if area is not None and (shape is None or not area.intersects(shape)):
             return False
-        properties = feature["properties"]
-        return all(_as_text(properties.get(name)) == value for name, value in expected.items())
+        return equals_all(feature, expected)
 
     return keep
 

@@ -79,6 +79,7 @@ from connectors._gml import (
     urn_for,
 )
 from connectors._http import origin, send
+from connectors._text import as_text
 from connectors.base import (
     CRS84,
     BBox,
@@ -1281,19 +1282,11 @@ def _equality_test(name: str, kind: FieldType, expected: str) -> Check | None:
             return None
         truth = expected == "true"
         return lambda f: _value(f, name) is truth
-    return lambda f: _as_text(_value(f, name)) == expected
+    return lambda f: as_text(_value(f, name)) == expected
 
 
 def _value(feature: Feature, name: str) -> Any:
     return (feature.get("properties") or {}).get(name)
-
-
-def _as_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _envelope_in(box: BBox, target: str) -> tuple[float, float, float, float]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,12 +15,13 @@ from pygeofilter.backends.native.evaluate import NativeEvaluator
 from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 from pyproj import Transformer
 
+from tests.fixtures.conformance import COLLECTIONS, DEMO_DATA, hub_sources
 from tests.fixtures.hub import hub_settings, require_shared, serve_hub, wait_until_served
 
 RD = "http://www.opengis.net/def/crs/EPSG/0/28992"
 ETRS89 = "http://www.opengis.net/def/crs/EPSG/0/4258"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-DEMO = Path(__file__).resolve().parents[1] / "config" / "demo-data" / "laadpalen.geojson"
+DEMO = DEMO_DATA / "laadpalen.geojson"
 
 
 @pytest.fixture(scope="module")
@@ -29,33 +29,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A hub serving the municipal GeoJSON, the BAG GeoPackage (RD) and the demo file."""
     data = require_shared()
     tmp = tmp_path_factory.mktemp("hub")
-    sources = [
-        {
-            "id": "afvalbakken",
-            "title": "Afvalbakken Amsterdam",
-            "connector": "file",
-            "classification": "open",
-            "path": str(data / "municipal" / "amsterdam_afvalbakken_2013.geojson"),
-        },
-        {
-            "id": "bag",
-            "title": "BAG adressen Amsterdam",
-            "connector": "file",
-            "classification": "open",
-            "path": str(data / "bag" / "amsterdam_bag_adressen.gpkg"),
-            "collections": [{"upstream": "verblijfsobjecten", "id": "verblijfsobjecten"}],
-        },
-        {
-            "id": "laadpalen",
-            "title": "Laadpalen",
-            "connector": "file",
-            "classification": "open",
-            "path": str(DEMO),
-            "time_field": "in_gebruik_sinds",
-        },
-    ]
+    sources = hub_sources(data)
     with serve_hub(hub_settings(tmp, sources)) as base_url:
-        for cid in ("afvalbakken", "verblijfsobjecten", "laadpalen"):
+        for cid in COLLECTIONS:
             wait_until_served(base_url, cid)
         yield f"{base_url}/ogc/v1"
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectors.base import Connector, FieldInfo
 from connectors.errors import (
@@ -96,6 +96,8 @@ class MemberFailure:
 class CompositeConnector(Connector):
     """Base of the ``linked`` and ``union`` connectors."""
 
+    settings: CompositeSettings
+
     def __init__(self, settings: Any, *, source_id: str, http: Any):
         super().__init__(settings, source_id=source_id, http=http)
         self._registry: SourceRegistry | None = None
@@ -107,11 +109,6 @@ class CompositeConnector(Connector):
     def note_change(self) -> None:
         """The served collections changed (a member may have answered its probe)."""
         self._changed.set()
-
-    @property
-    def composite_settings(self) -> CompositeSettings:
-        """The validated settings."""
-        return cast(CompositeSettings, self.settings)
 
     @property
     def member_specs(self) -> list[MemberSpec]:
@@ -280,7 +277,7 @@ class CompositeConnector(Connector):
         """Apply ``on_member_error`` to failed members: raise, or record warnings for the answer."""
         if not failures:
             return
-        if self.composite_settings.on_member_error is OnMemberError.ERROR:
+        if self.settings.on_member_error is OnMemberError.ERROR:
             raise failures[0].error()
         for failure in failures:
             LOG.warning(

@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from pygeofilter import ast
 
+from connectors._text import as_text, equals_all
 from connectors.base import (
     BBox,
     Capabilities,
@@ -54,7 +55,7 @@ from hub.composite.settings import ID_KEY, LinkedMember, LinkedSettings, Lookup,
 from hub.errors import NotFound
 from hub.features.cql import compile_predicate, transform_literals
 from hub.features.crs import OFFERED_CRS
-from hub.features.ordering import as_text, equals_all, sort_features
+from hub.features.ordering import sort_features
 from hub.features.params import ItemsRequest
 from hub.features.service import SCAN_PAGE, ItemsResult
 from hub.registry import CollectionBinding
@@ -99,6 +100,7 @@ class LinkedConnector(CompositeConnector):
 
     kind = "linked"
     settings_model = LinkedSettings
+    settings: LinkedSettings
 
     def __init__(self, settings: Any, *, source_id: str, http: Any):
         super().__init__(settings, source_id=source_id, http=http)
@@ -106,14 +108,9 @@ class LinkedConnector(CompositeConnector):
         self._form_hits: dict[str, int] = {}
 
     @property
-    def linked(self) -> LinkedSettings:
-        """The validated settings."""
-        return cast(LinkedSettings, self.settings)
-
-    @property
     def member_specs(self) -> list[MemberSpec]:
         """The members, the primary first."""
-        return list(self.linked.members)
+        return list(self.settings.members)
 
     def composite_field_name(self, spec: MemberSpec, name: str) -> str:
         """``<member>:<property>``."""
@@ -351,7 +348,9 @@ class LinkedConnector(CompositeConnector):
         if not keys:
             return _NoMatch()
         field_type = plan.primary.binding.field_types.get(primary_key)
-        values = [form for key in sorted(keys) for form in key_forms(key, self.linked.key_format, field_type)]
+        values = [
+            form for key in sorted(keys) for form in key_forms(key, self.settings.key_format, field_type)
+        ]
         return ast.In(ast.Attribute(primary_key), values, False)
 
     async def _keys_matching(
@@ -371,7 +370,7 @@ class LinkedConnector(CompositeConnector):
         async for features in self._read_through(member.binding, request):
             for feature in features:
                 value = feature.get("id") if key == ID_KEY else (feature.get("properties") or {}).get(key)
-                normalised = normalise_key(value, self.linked.key_format)
+                normalised = normalise_key(value, self.settings.key_format)
                 if normalised is not None:
                     keys.add(normalised)
             if len(keys) > SEMI_JOIN_KEYS:
@@ -408,7 +407,7 @@ class LinkedConnector(CompositeConnector):
         """The features (their geometry in ``crs``) with every member's properties; members
         looked up concurrently."""
         primary = plan.primary
-        key_format = self.linked.key_format
+        key_format = self.settings.key_format
         keys = [normalise_key(_key_value(_spec(primary).key, f), key_format) for f in features]
         wanted = {key for key in keys if key is not None}
         found = await asyncio.gather(
@@ -488,7 +487,7 @@ class LinkedConnector(CompositeConnector):
         page's box is read first (one query, the pages of a paging source at once), and only the
         keys not found there are asked for apart, so none is missed."""
         box = None
-        if len(keys) > self.linked.concurrency and member.binding.info.capabilities.bbox:
+        if len(keys) > self.settings.concurrency and member.binding.info.capabilities.bbox:
             box = _bounds(features, crs)
         if box is None:
             return await self._key_by_key(member, keys, fetch)
@@ -521,7 +520,7 @@ class LinkedConnector(CompositeConnector):
         async with aclosing(self._read_through(member.binding, request)) as pages:
             async for features in pages:
                 for feature in features:
-                    found = normalise_key(_key_value(key, feature), self.linked.key_format)
+                    found = normalise_key(_key_value(key, feature), self.settings.key_format)
                     if found in keys:
                         table.setdefault(found, dict(feature.get("properties") or {}))
                 read += len(features)
@@ -530,7 +529,7 @@ class LinkedConnector(CompositeConnector):
         return table
 
     def _in(self, key: str, chunk: list[str], field_type: str | None) -> ast.Node | None:
-        values = [form for k in chunk for form in key_forms(k, self.linked.key_format, field_type)]
+        values = [form for k in chunk for form in key_forms(k, self.settings.key_format, field_type)]
         return ast.In(ast.Attribute(key), values, False) if values else None
 
     async def _by_filter(self, member: Member, expression: ast.Node) -> dict[str, dict[str, Any]]:
@@ -543,7 +542,7 @@ class LinkedConnector(CompositeConnector):
         async for features in self._read_through(member.binding, request):
             for feature in features:
                 properties = feature.get("properties") or {}
-                found = normalise_key(properties.get(key), self.linked.key_format)
+                found = normalise_key(properties.get(key), self.settings.key_format)
                 if found is not None:
                     table.setdefault(found, properties)
         return table
@@ -555,14 +554,14 @@ class LinkedConnector(CompositeConnector):
         fetch: Callable[[Member, Any], Awaitable[dict[str, Any] | None]],
     ) -> dict[str, dict[str, Any]]:
         """Ask for each key apart, ``concurrency`` at a time, trying the key's forms in turn."""
-        limiter = asyncio.Semaphore(self.linked.concurrency)
+        limiter = asyncio.Semaphore(self.settings.concurrency)
         key = _spec(member).key
         field_type = None if key == ID_KEY else member.binding.field_types.get(key)
 
         failed = asyncio.Event()
 
         async def one(wanted: str) -> tuple[str, dict[str, Any] | None]:
-            forms = key_forms(wanted, self.linked.key_format, field_type)
+            forms = key_forms(wanted, self.settings.key_format, field_type)
             preferred = self._form_hits.get(member.name)
             async with limiter:
                 if failed.is_set():

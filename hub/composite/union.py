@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any
 
 from pygeofilter import ast
 
@@ -55,16 +55,12 @@ class UnionConnector(CompositeConnector):
 
     kind = "union"
     settings_model = UnionSettings
-
-    @property
-    def union(self) -> UnionSettings:
-        """The validated settings."""
-        return cast(UnionSettings, self.settings)
+    settings: UnionSettings
 
     @property
     def member_specs(self) -> list[MemberSpec]:
         """The members, in the order their features are served."""
-        return list(self.union.members)
+        return list(self.settings.members)
 
     # -- describing --------------------------------------------------------------------------
 
@@ -72,7 +68,7 @@ class UnionConnector(CompositeConnector):
         """The members' properties merged by name, and the property naming the member."""
         self.described_with = self.member_state()
         members = await self.described_members()
-        marker = self.union.member_property
+        marker = self.settings.member_property
         fields: dict[str, FieldInfo] = {}
         for member in members:
             for f in member.fields:
@@ -112,7 +108,7 @@ class UnionConnector(CompositeConnector):
     def supports_filter(self, collection: str, expression: ast.Node) -> bool:
         """Filters on the members' properties go to every member; one naming the member property
         is left to the hub (it reads the union through)."""
-        return self.union.member_property not in set(attributes(expression))
+        return self.settings.member_property not in set(attributes(expression))
 
     # -- answering ---------------------------------------------------------------------------
 
@@ -149,7 +145,7 @@ class UnionConnector(CompositeConnector):
 
     def _parts(self, query: FeatureQuery) -> list[_Part]:
         """The members asked, each with the request in its own terms."""
-        marker = self.union.member_property
+        marker = self.settings.member_property
         equals = dict(query.property_equals)
         only = equals.pop(marker, None)
         parts = []
@@ -286,7 +282,7 @@ class UnionConnector(CompositeConnector):
     def _tagged(self, member: Member, feature: Feature) -> Feature:
         """A member's feature as the union serves it: its id prefixed, its member named."""
         properties = {k: v for k, v in (feature.get("properties") or {}).items() if k not in member.hidden}
-        properties[self.union.member_property] = member.name
+        properties[self.settings.member_property] = member.name
         tagged: dict[str, Any] = {
             "type": "Feature",
             "id": f"{member.name}{ID_SEPARATOR}{feature.get('id')}",
