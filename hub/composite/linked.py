@@ -505,7 +505,6 @@ class LinkedConnector(CompositeConnector):
     ) -> dict[str, dict[str, Any]]:
         """The member's features in the page's bounding box, kept where their key is wanted
         (with a ``budget``: what the first pages holding at most that many features hold)."""
-        key = _spec(member).key
         request = ItemsRequest(
             limit=SCAN_PAGE if budget is None else min(SCAN_PAGE, budget),
             bbox=box,
@@ -515,16 +514,24 @@ class LinkedConnector(CompositeConnector):
             # all at once instead of learning from a first page how many there are
             expected=len(keys),
         )
+        return await self._table(member, request, keys, budget)
+
+    async def _table(
+        self, member: Member, request: ItemsRequest, keys: set[str] | None = None, budget: int | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """The properties of the first feature per key in a member's answer to ``request``,
+        read through (only ``keys``, if given; at most about ``budget`` features, if given)."""
+        key = _spec(member).key
         table: dict[str, dict[str, Any]] = {}
         read = 0
         async with aclosing(self._read_through(member.binding, request)) as pages:
             async for features in pages:
                 for feature in features:
                     found = normalise_key(_key_value(key, feature), self.settings.key_format)
-                    if found in keys:
+                    if found is not None and (keys is None or found in keys):
                         table.setdefault(found, dict(feature.get("properties") or {}))
                 read += len(features)
-                if len(table) == len(keys) or (budget is not None and read >= budget):
+                if (keys is not None and len(table) == len(keys)) or (budget is not None and read >= budget):
                     break
         return table
 
@@ -534,18 +541,10 @@ class LinkedConnector(CompositeConnector):
 
     async def _by_filter(self, member: Member, expression: ast.Node) -> dict[str, dict[str, Any]]:
         """One ``key IN (...)`` query (read through when more features match than a page holds)."""
-        key = _spec(member).key
         request = ItemsRequest(
             limit=SCAN_PAGE, filter=expression, skip_geometry=True, crs=member.binding.info.storage_crs
         )
-        table: dict[str, dict[str, Any]] = {}
-        async for features in self._read_through(member.binding, request):
-            for feature in features:
-                properties = feature.get("properties") or {}
-                found = normalise_key(properties.get(key), self.settings.key_format)
-                if found is not None:
-                    table.setdefault(found, properties)
-        return table
+        return await self._table(member, request)
 
     async def _key_by_key(
         self,
