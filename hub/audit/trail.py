@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from urllib.parse import parse_qsl, urlencode
@@ -184,29 +185,19 @@ class AuditTrail:
         drafts = [request]
         if len(subjects) > 1:
             for pseudonym, count in subjects:
+                # the request's record, as a child span naming one subject
                 drafts.append(
-                    RecordDraft(
+                    replace(
+                        request,
                         kind=KIND_SUBJECT,
-                        trace_id=processing.trace_id,
                         span_id=new_span_id(),
                         parent_span_id=processing.span_id,
                         foreign_span_id=None,
                         name=f"{name}: data subject",
-                        start_time=processing.started,
-                        end_time=ended,
-                        status_code=request.status_code,
-                        http_method=processing.method,
-                        http_status=status,
-                        path=processing.path,
                         query=None,
-                        collection_id=processing.collection_id,
                         result_count=count,
-                        activity_id=activity.id,
-                        activity_uri=activity.uri,
                         data_subject_id=pseudonym,
                         data_subject_id_type=processing.data_subject_type,
-                        denied_reason=processing.denied_reason,
-                        caller=caller,
                     )
                 )
         return drafts
